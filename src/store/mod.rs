@@ -8,18 +8,31 @@
 //! `Sync { now }`), so every replica expires the same keys at the same indexes. A test
 //! (`tests/store_determinism.rs`) scans this directory's source to keep it that way.
 //!
-//! Files: `error` (the v2 error table), `event` (what reads/writes/watches return), `command`
-//! (what is replicated, and its codec), `codec` (byte primitives).
+//! Files, one job each: `error` (the v2 error table), `event` (what reads/writes/watches
+//! return), `command` (what is replicated, and its codec), `codec` (byte primitives), `path`
+//! (key normalisation), `tree` (the flat ordered node map), `history` (the last 1000 events),
+//! `watch` (the watcher hub), `stats` (counters), `store` (the operations), `snapshot`
+//! (save/restore), `fuzz` (the fuzz entry point).
 
 pub mod codec;
 pub mod command;
 pub mod error;
 pub mod event;
+mod history;
+mod path;
+mod stats;
+#[allow(clippy::module_inception)]
+mod store;
+mod tree;
+mod watch;
 
 pub use codec::WireError;
 pub use command::{Command, CommandDecodeError};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeExtern};
+pub use history::HISTORY_CAPACITY;
+pub use path::clean as clean_key;
+pub use store::{Store, WatchStart, MIN_EXPIRE_AT_UNIX_NANOS};
 
 /// Wall-clock time as Unix nanoseconds (UTC).
 pub type UnixNanos = i64;
