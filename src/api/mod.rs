@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod form;
+pub mod fuzz;
 pub mod http;
 pub mod json;
 pub mod keys;
