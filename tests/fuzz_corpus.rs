@@ -8,7 +8,10 @@ type Target = fn(&[u8]);
 
 /// Every fuzz target and the library function it calls.
 fn targets() -> Vec<(&'static str, Target)> {
-    vec![("fuzz_request_parser", raftkv::api::fuzz::fuzz_request_parser)]
+    vec![(
+        "fuzz_request_parser",
+        raftkv::api::fuzz::fuzz_request_parser,
+    )]
 }
 
 #[test]
@@ -27,7 +30,11 @@ fn every_corpus_file_replays_without_a_failure() {
         for file in files {
             let data = std::fs::read(&file).expect("reading a corpus file");
             let outcome = std::panic::catch_unwind(|| target(&data));
-            assert!(outcome.is_ok(), "fuzz target {name} failed on {}", file.display());
+            assert!(
+                outcome.is_ok(),
+                "fuzz target {name} failed on {}",
+                file.display()
+            );
             replayed += 1;
         }
     }
@@ -40,7 +47,14 @@ fn every_fuzz_target_file_is_replayed_here() {
     let known: Vec<&str> = targets().iter().map(|(name, _)| *name).collect();
     for entry in std::fs::read_dir(targets_dir).expect("fuzz/fuzz_targets exists") {
         let path = entry.expect("dir entry").path();
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        assert!(known.contains(&stem.as_str()), "fuzz target {stem} has no corpus replay in tests/fuzz_corpus.rs");
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            known.contains(&stem.as_str()),
+            "fuzz target {stem} has no corpus replay in tests/fuzz_corpus.rs"
+        );
     }
 }

@@ -67,12 +67,21 @@ impl Form {
     /// Parses the query, then (when given) the form body. Returns the form built from every
     /// pair that parsed and the first error met, like Go's `Request.ParseForm`.
     pub fn parse(query: &str, body: Option<&[u8]>) -> (Form, Option<FormError>) {
+        Form::parse_with_limit(query, body, MAX_FORM_BODY_BYTES)
+    }
+
+    /// [`Form::parse`] with a body limit other than etcd's 10 MiB.
+    pub fn parse_with_limit(
+        query: &str,
+        body: Option<&[u8]>,
+        body_limit_bytes: usize,
+    ) -> (Form, Option<FormError>) {
         let mut first_error = None;
         let mut pairs = Vec::new();
         if let Some(body) = body {
-            if body.len() > MAX_FORM_BODY_BYTES {
+            if body.len() > body_limit_bytes {
                 first_error = Some(FormError::BodyTooLarge {
-                    limit_bytes: MAX_FORM_BODY_BYTES,
+                    limit_bytes: body_limit_bytes,
                 });
             } else {
                 parse_pairs(body, &mut pairs, &mut first_error);

@@ -9,13 +9,17 @@ use crate::api::render::error_json;
 /// Runs one input through form parsing, validation and dispatch.
 #[doc(hidden)]
 pub fn fuzz_request_parser(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let method = ["GET", "HEAD", "PUT", "POST", "DELETE"][usize::from(selector) % 5];
     let mut parts = rest.splitn(3, |&b| b == 0);
     let path = parts.next().unwrap_or_default();
     let query = parts.next().unwrap_or_default();
     let body = parts.next();
-    let Ok(path) = unescape(path, false) else { return };
+    let Ok(path) = unescape(path, false) else {
+        return;
+    };
     let query = String::from_utf8_lossy(query);
     let (form, error) = Form::parse(&query, body);
     if let Some(error) = error {
@@ -29,7 +33,8 @@ pub fn fuzz_request_parser(data: &[u8]) {
         Ok(KeyOp::Write { command, .. }) => {
             let mut encoded = Vec::new();
             command.encode(&mut encoded);
-            let decoded = crate::store::Command::decode(&encoded).expect("an encoded command decodes");
+            let decoded =
+                crate::store::Command::decode(&encoded).expect("an encoded command decodes");
             assert_eq!(decoded, command, "command codec round trip");
         }
         Err(error) => {

@@ -255,7 +255,11 @@ fn keys(
     } else {
         None
     };
-    let (form, form_error) = Form::parse(raw_query, body.as_deref());
+    let (form, form_error) = Form::parse_with_limit(
+        raw_query,
+        body.as_deref(),
+        node.config.max_request_body_bytes,
+    );
     if let Some(error) = form_error {
         let error = V2Error::new(ErrorCode::InvalidForm, error.to_string(), 0);
         return respond(request, key_error(node, &error), cors);
