@@ -39,3 +39,6 @@ pub type UnixNanos = i64;
 
 /// Chosen by the caller (the node), unique per live watcher.
 pub type WatcherId = u64;
+
+#[cfg(test)]
+mod tests;
