@@ -198,7 +198,10 @@ fn set_replacing_a_file_resets_created_index_and_returns_prev_node() {
         (2, 2)
     );
     assert_eq!(second.node.value.as_deref(), Some("baz"));
-    let prev = second.prev_node.clone().expect("replacing set has a prevNode");
+    let prev = second
+        .prev_node
+        .clone()
+        .expect("replacing set has a prevNode");
     assert_eq!(
         (prev.value.as_deref(), prev.created_index),
         (Some("bar"), 1)
@@ -595,7 +598,11 @@ fn refresh_keeps_value_moves_indexes_and_never_notifies() {
     let written = result.unwrap().unwrap();
     assert_eq!(written.node.modified_index, 5);
     let ids: Vec<WatcherId> = fired.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids, [7, 8], "the first non-refresh write fires both watchers");
+    assert_eq!(
+        ids,
+        [7, 8],
+        "the first non-refresh write fires both watchers"
+    );
     assert_eq!(
         store.watcher_count(),
         1,
