@@ -20,6 +20,7 @@ pub mod error;
 pub mod event;
 mod history;
 mod path;
+mod snapshot;
 mod stats;
 #[allow(clippy::module_inception)]
 mod store;
@@ -32,6 +33,7 @@ pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeExtern};
 pub use history::HISTORY_CAPACITY;
 pub use path::clean as clean_key;
+pub use snapshot::{SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
 pub use store::{Store, WatchStart, MIN_EXPIRE_AT_UNIX_NANOS};
 
 /// Wall-clock time as Unix nanoseconds (UTC).
@@ -39,3 +41,6 @@ pub type UnixNanos = i64;
 
 /// Chosen by the caller (the node), unique per live watcher.
 pub type WatcherId = u64;
+
+#[cfg(test)]
+mod tests;
