@@ -17,9 +17,13 @@ use super::replay::{replay_segment, Continuation, LogCursor, LogState, SegmentEn
 
 /// Name of the clean-shutdown marker file in the WAL directory.
 pub const CLEAN_MARKER_FILE: &str = "clean-shutdown";
-/// Bytes kept free at the end of every segment so that a Commit and a clean shutdown
-/// (CleanShutdown + Commit) always fit without rolling.
-const RESERVED_TAIL_BYTES: usize = 128;
+/// Bytes kept free at the end of every segment so that a Commit, one snapshot marker (with its
+/// Commit) and a clean shutdown (CleanShutdown + Commit) always fit without a new segment:
+/// 24 + (40 + 24) + (32 + 24) = 144. A full WAL can therefore still record the snapshot that
+/// lets `release_before` free space.
+const RESERVED_TAIL_BYTES: usize = 160;
+/// The part of the reserve that a snapshot marker may not use.
+const RESERVED_AFTER_SNAPSHOT_BYTES: usize = 80;
 /// Bytes of the hard-state and snapshot-marker copies written at the start of every segment.
 const SEGMENT_PREFIX_COPIES_BYTES: usize = 48 + 40;
 /// Smallest segment size accepted.
@@ -93,8 +97,8 @@ struct SegmentMeta {
 
 struct ActiveSegment {
     map: MmapMut,
-    /// Invariant: synced_offset <= write_offset <= map.len() - RESERVED_TAIL_BYTES (except
-    /// while writing a clean shutdown), both multiples of 8.
+    /// Invariant: synced_offset <= write_offset <= map.len() - RESERVED_AFTER_SNAPSHOT_BYTES
+    /// (except while writing a clean shutdown), both multiples of 8.
     write_offset: usize,
     synced_offset: usize,
 }
@@ -474,9 +478,17 @@ impl Wal {
     }
 
     /// Records that a snapshot up to `marker.index` is durable (durable after the next `sync`).
+    /// When the WAL is full, one marker still fits (space is reserved for it).
     pub fn mark_snapshot(&mut self, marker: SnapshotMarker) -> Result<(), WalError> {
         self.guarded(|wal| {
-            wal.append_record(&Record::SnapshotMarker(marker))?;
+            let record = Record::SnapshotMarker(marker);
+            let len = encoded_len_bytes(&record);
+            if wal.active.write_offset + len + RESERVED_AFTER_SNAPSHOT_BYTES <= wal.active.map.len()
+            {
+                wal.write_frame(&record);
+            } else {
+                wal.append_record(&record)?;
+            }
             wal.cursor.apply_snapshot(marker.index);
             wal.snapshot = Some(marker);
             Ok(())
