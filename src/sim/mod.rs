@@ -1,1 +1,3 @@
 //! (placeholder: filled in by its issue)
+
+pub mod linearizability;
