@@ -64,8 +64,9 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     fn relative(&self, index: u64) -> String {
-        if index == 0 {
-            "0".to_string()
+        // Huge numbers are user-supplied (e.g. prevIndex=2^64-1), not indexes: keep them.
+        if index == 0 || index > 1_000_000_000_000 {
+            index.to_string()
         } else {
             format!("<B{:+}>", index as i128 - self.base_index as i128)
         }

@@ -24,6 +24,7 @@
 //! Substitutions in TARGET, BODY, BYTES and header values, applied before the escapes:
 //! `$K` = `/v2/keys/s<N>` (the scenario's own key prefix), `$P` = `s<N>`, `{B+k}` / `{B-k}` =
 //! the scenario's base index (the server's X-Etcd-Index before the scenario) plus/minus k,
+//! `{P+k}` = the same zero-padded to 20 digits (an in-order key name),
 //! `{host}` = `127.0.0.1:<client port>`. Escapes: `\r`, `\n`, `\t`, `\s` (space), `\\`,
 //! `\xHH` (any byte, also non-UTF-8).
 
@@ -276,10 +277,11 @@ impl Substitution {
             .replace("$K", &format!("/v2/keys/s{}", self.scenario_number))
             .replace("$P", &format!("s{}", self.scenario_number))
             .replace("{host}", &format!("127.0.0.1:{}", self.client_port));
-        while let Some(start) = text.find("{B") {
+        while let Some(start) = text.find("{B").or_else(|| text.find("{P")) {
             let Some(len) = text[start..].find('}') else {
                 break;
             };
+            let padded = text[start + 1..].starts_with('P');
             let inner = &text[start + 2..start + len];
             let offset: i64 = if inner.is_empty() {
                 0
@@ -293,7 +295,12 @@ impl Substitution {
                 }
             };
             let value = (self.base_index as i64 + offset).max(0);
-            text.replace_range(start..start + len + 1, &value.to_string());
+            let value = if padded {
+                format!("{value:020}")
+            } else {
+                value.to_string()
+            };
+            text.replace_range(start..start + len + 1, &value);
         }
         unescape(&text)
     }
