@@ -159,6 +159,20 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
                     let raw = pending.finish(Instant::now() + Duration::from_millis(*millis));
                     records.push(record(&raw, &request, &subst, peer_port, Compare::Full));
                 }
+                Step::AbsoluteIndex => {
+                    let index = probe_index(client_port, number);
+                    records.push(Record {
+                        request: "(probe of X-Etcd-Index, compared as an absolute number)".into(),
+                        norm: Norm {
+                            status: 0,
+                            headers: vec![("X-Etcd-Index (absolute)".into(), index.to_string())],
+                            body: Vec::new(),
+                            complete: true,
+                            transport_error: false,
+                        },
+                        raw_body: String::new(),
+                    });
+                }
                 Step::Sleep(millis) => std::thread::sleep(Duration::from_millis(*millis)),
                 Step::Repeat {
                     count,

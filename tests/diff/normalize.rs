@@ -84,22 +84,26 @@ impl Context<'_> {
         target.split('?').next().unwrap_or("").to_string()
     }
 
-    fn sorted_requested(&self) -> bool {
+    /// True when the query's first `name=` value is one of Go's true spellings.
+    fn query_flag(&self, name: &str) -> bool {
         let target = String::from_utf8_lossy(self.target);
         let Some((_, query)) = target.split_once('?') else {
             return false;
         };
-        query.split('&').any(|pair| {
-            matches!(
-                pair,
-                "sorted=1"
-                    | "sorted=t"
-                    | "sorted=T"
-                    | "sorted=TRUE"
-                    | "sorted=true"
-                    | "sorted=True"
-            )
-        })
+        let prefix = format!("{name}=");
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(prefix.as_str()))
+            .is_some_and(|value| matches!(value, "1" | "t" | "T" | "TRUE" | "true" | "True"))
+    }
+
+    fn sorted_requested(&self) -> bool {
+        self.query_flag("sorted")
+    }
+
+    /// A watch request: its response is streamed, so its framing is part of the contract.
+    fn is_watch(&self) -> bool {
+        self.path().starts_with("/v2/keys") && self.query_flag("wait") && !self.query_flag("quorum")
     }
 
     fn replace_ports(&self, text: &str) -> String {
@@ -146,6 +150,25 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
             _ => ctx.replace_ports(value),
         };
         norm.headers.push((wire_name.to_string(), value));
+    }
+    if !ctx.is_watch() {
+        // Outside watches, Content-Length versus chunked is a transport detail (Go switches to
+        // chunked above 2 KiB of unbuffered output); only require that the body is framed.
+        let framed = norm.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("Content-Length")
+                || (n.eq_ignore_ascii_case("Transfer-Encoding")
+                    && v.eq_ignore_ascii_case("chunked"))
+        });
+        norm.headers.retain(|(n, _)| {
+            !n.eq_ignore_ascii_case("Content-Length")
+                && !n.eq_ignore_ascii_case("Transfer-Encoding")
+        });
+        if framed {
+            norm.headers.push((
+                "(framing)".to_string(),
+                "Content-Length or chunked".to_string(),
+            ));
+        }
     }
     norm.body = split_body(&raw.body)
         .into_iter()
@@ -504,11 +527,22 @@ pub fn render(norm: &Norm) -> String {
         match part {
             Part::Json { value, newline } => out.push_str(&format!(
                 "  body {}{}\n",
-                value.render(),
+                truncate(&value.render(), 3000),
                 if *newline { "\\n" } else { "" }
             )),
-            Part::Text(text) => out.push_str(&format!("  text {text:?}\n")),
+            Part::Text(text) => out.push_str(&format!("  text {:?}\n", truncate(text, 3000))),
         }
     }
     out
+}
+
+fn truncate(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...({} bytes)", &text[..end], text.len())
 }

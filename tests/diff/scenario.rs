@@ -19,6 +19,8 @@
 //! AWAIT LABEL [MS]              reads the rest for at most MS ms (default 1000) and records it
 //! SLEEP MS                      pauses
 //! REPEAT N METHOD TARGET [BODY] sends the request N times; only the last response is recorded
+//! ABSINDEX                      records the server's X-Etcd-Index as an absolute number (used
+//!                               once, first, to check a fresh server's starting index)
 //! ```
 //!
 //! Substitutions in TARGET, BODY, BYTES and header values, applied before the escapes:
@@ -75,6 +77,7 @@ pub enum Step {
         count: usize,
         request: RequestTemplate,
     },
+    AbsoluteIndex,
 }
 
 /// A named request sequence.
@@ -143,6 +146,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, String> {
         let (word, rest) = split_word(trimmed);
         let step = match word {
             "RAW" => Step::Raw(rest.to_string()),
+            "ABSINDEX" => Step::AbsoluteIndex,
             "SLEEP" => Step::Sleep(rest.parse().map_err(|_| format!("{where_}: bad SLEEP"))?),
             "WATCH" => {
                 let (label, target) = split_word(rest);
