@@ -1,1 +1,60 @@
-fn main() {}
+//! `raftkv`: the server. Takes etcd's flags (`--name`, `--data-dir`, `--listen-client-urls`, …)
+//! in Go's `-flag`/`--flag` forms and as `ETCD_*` environment variables.
+
+use std::process::ExitCode;
+
+use raftkv::node::{Config, Node};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "-version") {
+        println!("raftkv Version: {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "etcd API compatibility: {}",
+            raftkv::api::cluster::ETCD_SERVER_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args
+        .iter()
+        .any(|a| a == "--help" || a == "-help" || a == "-h")
+    {
+        println!("usage: raftkv [flags]\n\nraftkv takes etcd's flags, e.g. --name, --data-dir, --listen-client-urls,\n--advertise-client-urls, --listen-peer-urls, --initial-advertise-peer-urls,\n--initial-cluster, --initial-cluster-state, --initial-cluster-token, --snapshot-count,\nand ETCD_* environment variables. See README.md.");
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_args_and_env(&args, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("raftkv: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for flag in &config.ignored_flags {
+        eprintln!("raftkv: note: flag --{flag} is accepted for etcd compatibility and ignored");
+    }
+    let listen_urls = config.listen_client_urls.clone();
+    let workers = config.max_client_workers;
+    let node = Node::start(config);
+    let mut servers = Vec::new();
+    for url in &listen_urls {
+        match raftkv::api::server::serve(node.clone(), url, workers) {
+            Ok(server) => {
+                eprintln!("raftkv: serving client requests on {}", server.local_addr);
+                servers.push(server);
+            }
+            Err(error) => {
+                eprintln!("raftkv: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    eprintln!(
+        "raftkv: member {} (name {}) of cluster {} is ready",
+        raftkv::node::ids::format_id(node.member_id),
+        node.config.name,
+        raftkv::node::ids::format_id(node.cluster_id)
+    );
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,385 @@
+//! The client listener: tiny_http, a bounded pool of worker threads, and the router.
+//!
+//! Routing follows Go's `ServeMux` as etcd registers it: a path that is not canonical (`//`,
+//! `/./`, `/../`) is redirected (301) to its cleaned form with the query kept; `OPTIONS` on any
+//! path is 200 with an empty body; every reply carries the CORS headers when the origin is
+//! allowed (by default: every origin).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use tiny_http::{Header, Method, Request, Response};
+
+use crate::api::cluster;
+use crate::api::form::{unescape, Form};
+use crate::api::http::{escape_path, http_date, mux_clean_path, status_text, Reply};
+use crate::api::keys::{parse_key_request, KeyOp};
+use crate::api::render::{error_json, event_json};
+use crate::node::watch::WatchSink;
+use crate::node::{ids::format_id, now_unix_nanos, Node};
+use crate::store::{ErrorCode, Event, V2Error, WatchStart};
+
+/// A running client listener.
+pub struct ClientServer {
+    pub server: Arc<tiny_http::Server>,
+    pub local_addr: std::net::SocketAddr,
+}
+
+/// Why the listener could not start.
+#[derive(Debug)]
+pub enum ServeError {
+    BadListenUrl { url: String },
+    Bind { address: String, reason: String },
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::BadListenUrl { url } => {
+                write!(f, "cannot listen on {url:?}: expected http://host:port")
+            }
+            ServeError::Bind { address, reason } => {
+                write!(f, "cannot listen on {address}: {reason}")
+            }
+        }
+    }
+}
+
+/// Binds `listen_url` and starts `workers` worker threads serving it.
+pub fn serve(
+    node: Arc<Node>,
+    listen_url: &str,
+    workers: usize,
+) -> Result<ClientServer, ServeError> {
+    let address =
+        crate::node::config::host_port(listen_url).ok_or_else(|| ServeError::BadListenUrl {
+            url: listen_url.to_string(),
+        })?;
+    let server = tiny_http::Server::http(&address).map_err(|e| ServeError::Bind {
+        address: address.clone(),
+        reason: e.to_string(),
+    })?;
+    let local_addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| ServeError::Bind {
+            address: address.clone(),
+            reason: "not an IP listener".into(),
+        })?;
+    let server = Arc::new(server);
+    for n in 0..workers.max(1) {
+        let server = server.clone();
+        let node = node.clone();
+        std::thread::Builder::new()
+            .name(format!("client-worker-{n}"))
+            .spawn(move || {
+                while let Ok(request) = server.recv() {
+                    handle(&node, request);
+                }
+            })
+            .expect("spawning a client worker");
+    }
+    Ok(ClientServer { server, local_addr })
+}
+
+fn cors_headers(node: &Node, request: &Request) -> Vec<(&'static str, String)> {
+    let origins = &node.config.cors_origins;
+    let allowed_origin = if origins.is_empty() {
+        Some("*".to_string())
+    } else {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Origin"))
+            .map(|h| h.value.as_str().to_string())
+            .filter(|origin| origins.iter().any(|o| o == origin))
+    };
+    match allowed_origin {
+        Some(origin) => vec![
+            (
+                "Access-Control-Allow-Methods",
+                "POST, GET, OPTIONS, PUT, DELETE".to_string(),
+            ),
+            ("Access-Control-Allow-Origin", origin),
+            (
+                "Access-Control-Allow-Headers",
+                "accept, content-type, authorization".to_string(),
+            ),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn respond(request: Request, mut reply: Reply, cors: Vec<(&'static str, String)>) {
+    reply.headers.extend(cors);
+    let headers = reply
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
+        .collect();
+    let length = reply.body.len();
+    let response = Response::new(
+        reply.status.into(),
+        headers,
+        std::io::Cursor::new(reply.body),
+        Some(length),
+        None,
+    );
+    let _ = request.respond(response);
+}
+
+fn handle(node: &Node, mut request: Request) {
+    let cors = cors_headers(node, &request);
+    let method = request.method().as_str().to_ascii_uppercase();
+    if request.method() == &Method::Options {
+        return respond(request, Reply::empty(200), cors);
+    }
+    let url = request.url().to_string();
+    let (raw_path, raw_query) = match url.split_once('?') {
+        Some((path, query)) => (path.to_string(), query.to_string()),
+        None => (url.clone(), String::new()),
+    };
+    let path = match unescape(raw_path.as_bytes(), false) {
+        Ok(path) => path,
+        Err(_) => return respond(request, Reply::go_error(400, "400 Bad Request"), cors),
+    };
+    let cleaned = mux_clean_path(&path);
+    if cleaned != path {
+        let mut location = escape_path(&cleaned);
+        if !raw_query.is_empty() {
+            location.push('?');
+            location.push_str(&raw_query);
+        }
+        let mut reply = Reply::empty(301).header("Location", location.clone());
+        if method == "GET" || method == "HEAD" {
+            reply = Reply::new(301, "text/html; charset=utf-8", Vec::new())
+                .header("Location", location.clone());
+            if method == "GET" {
+                reply.body = format!(
+                    "<a href=\"{}\">Moved Permanently</a>.\n\n",
+                    html_escape(&location)
+                )
+                .into_bytes();
+            }
+        }
+        return respond(request, reply, cors);
+    }
+    let reply = match path.as_str() {
+        "/v2/keys" => return keys(node, request, &method, "", &raw_query, cors),
+        p if p.starts_with("/v2/keys/") => {
+            let below = p["/v2/keys/".len()..].to_string();
+            return keys(node, request, &method, &below, &raw_query, cors);
+        }
+        "/v2/members" => cluster::members(node, &method, &path),
+        p if p.starts_with("/v2/members/") => cluster::members(node, &method, &path),
+        "/v2/machines" => cluster::machines(node, &method),
+        "/v2/stats/self" => cluster::stats(node, &method, "self"),
+        "/v2/stats/leader" => cluster::stats(node, &method, "leader"),
+        "/v2/stats/store" => cluster::stats(node, &method, "store"),
+        "/version" => cluster::version(&method),
+        "/health" => cluster::health(node, &method),
+        "/metrics" => cluster::metrics(node),
+        _ => Reply::not_found(),
+    };
+    let _ = &mut request;
+    respond(request, reply, cors)
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+fn is_form_content_type(request: &Request) -> bool {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Content-Type"))
+        .map(|h| {
+            let media_type = h.value.as_str().split(';').next().unwrap_or("").trim();
+            media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false)
+}
+
+/// Reads at most `limit + 1` bytes of the body, enough to tell "too large".
+fn read_body(request: &mut Request, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    let _ = request
+        .as_reader()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body);
+    body
+}
+
+fn key_error(node: &Node, error: &V2Error) -> Reply {
+    Reply::json(error.code.http_status(), error_json(error))
+        .header("X-Etcd-Cluster-Id", format_id(node.cluster_id))
+        .header("X-Etcd-Index", error.index.to_string())
+}
+
+fn key_event(node: &Node, event: &Event, raft_index: u64, raft_term: u64, no_value: bool) -> Reply {
+    use crate::store::Action;
+    let created = event.action == Action::Create
+        || (event.action == Action::Set && event.prev_node.is_none());
+    Reply::json(
+        if created { 201 } else { 200 },
+        event_json(event, now_unix_nanos(), no_value),
+    )
+    .header("X-Etcd-Cluster-Id", format_id(node.cluster_id))
+    .header("X-Etcd-Index", event.etcd_index.to_string())
+    .header("X-Raft-Index", raft_index.to_string())
+    .header("X-Raft-Term", raft_term.to_string())
+}
+
+fn keys(
+    node: &Node,
+    mut request: Request,
+    method: &str,
+    below: &str,
+    raw_query: &str,
+    cors: Vec<(&'static str, String)>,
+) {
+    if !matches!(method, "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
+        return respond(
+            request,
+            Reply::method_not_allowed(&["HEAD", "GET", "PUT", "POST", "DELETE"]),
+            cors,
+        );
+    }
+    let body = if matches!(method, "PUT" | "POST") && is_form_content_type(&request) {
+        Some(read_body(&mut request, node.config.max_request_body_bytes))
+    } else {
+        None
+    };
+    let (form, form_error) = Form::parse_with_limit(
+        raw_query,
+        body.as_deref(),
+        node.config.max_request_body_bytes,
+    );
+    if let Some(error) = form_error {
+        let error = V2Error::new(ErrorCode::InvalidForm, error.to_string(), 0);
+        return respond(request, key_error(node, &error), cors);
+    }
+    let op = match parse_key_request(method, below, &form, now_unix_nanos()) {
+        Ok(op) => op,
+        Err(error) => return respond(request, key_error(node, &error), cors),
+    };
+    let reply = match op {
+        KeyOp::Get {
+            key,
+            recursive,
+            sorted,
+            quorum,
+        } => {
+            let (raft_index, raft_term) = if quorum {
+                match node.barrier() {
+                    Ok(applied) => (applied.raft_index, applied.raft_term),
+                    Err(e) => return respond(request, key_error(node, &e.to_v2_error()), cors),
+                }
+            } else {
+                (node.raft_index(), node.raft_term())
+            };
+            let result = node.store.read().get(&key, recursive, sorted);
+            match result {
+                Ok(event) => key_event(node, &event, raft_index, raft_term, false),
+                Err(error) => key_error(node, &error),
+            }
+        }
+        KeyOp::Write {
+            command,
+            no_value_on_success,
+        } => match node.propose(command) {
+            Ok(applied) => match applied.outcome {
+                Ok(Some(event)) => key_event(
+                    node,
+                    &event,
+                    applied.raft_index,
+                    applied.raft_term,
+                    no_value_on_success,
+                ),
+                Ok(None) => panic!("a client write was applied without an event"),
+                Err(error) => key_error(node, &error),
+            },
+            Err(e) => key_error(node, &e.to_v2_error()),
+        },
+        KeyOp::Watch {
+            key,
+            recursive,
+            stream,
+            since_index,
+        } => {
+            return watch(node, request, &key, recursive, stream, since_index, cors);
+        }
+    };
+    respond(request, reply, cors)
+}
+
+fn watch_head(node: &Node, etcd_index: u64, cors: &[(&'static str, String)]) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 200 {}\r\nContent-Type: application/json\r\nDate: {}\r\nTransfer-Encoding: chunked\r\n\
+         X-Etcd-Cluster-Id: {}\r\nX-Etcd-Index: {}\r\nX-Raft-Index: {}\r\nX-Raft-Term: {}\r\n",
+        status_text(200),
+        http_date(now_unix_nanos() / 1_000_000_000),
+        format_id(node.cluster_id),
+        etcd_index,
+        node.raft_index(),
+        node.raft_term(),
+    );
+    for (name, value) in cors {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+fn watch(
+    node: &Node,
+    request: Request,
+    key: &str,
+    recursive: bool,
+    stream: bool,
+    since_index: u64,
+    cors: Vec<(&'static str, String)>,
+) {
+    if node.watches.check_capacity().is_err() {
+        let error = V2Error::new(
+            ErrorCode::RaftInternal,
+            format!(
+                "raftkv: too many parked watches (limit {})",
+                node.config.max_parked_watches
+            ),
+            0,
+        );
+        return respond(request, key_error(node, &error), cors);
+    }
+    let id = node.watches.next_id();
+    let mut store = node.store.write();
+    match store.watch(key, recursive, stream, since_index, id) {
+        Err(error) => {
+            drop(store);
+            respond(request, key_error(node, &error), cors)
+        }
+        Ok(WatchStart::Ready(event)) => {
+            let current_index = store.current_index();
+            drop(store);
+            // Satisfied from history: the head and the one event at once. A stream watch
+            // answered from history gets that one event and then its response ends.
+            let head = watch_head(node, current_index, &cors);
+            let sink = Arc::new(WatchSink::new(id, false, request.into_writer(), head));
+            let body = event_json(&event, now_unix_nanos(), false).into_bytes();
+            node.watches.park(sink);
+            node.watches.fire(vec![(id, body)]);
+        }
+        Ok(WatchStart::Parked { registered_index }) => {
+            let head = watch_head(node, registered_index, &cors);
+            let sink = Arc::new(WatchSink::new(id, stream, request.into_writer(), head));
+            node.watches.park(sink.clone());
+            drop(store);
+            let _ = sink.send_head();
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Parked watches: the connections of `wait=true` requests that no event has answered yet.
+//!
+//! A parked watch holds no worker thread. The worker that registered it leaves a [`WatchSink`]
+//! here (the raw response writer of the connection, with the response head still to send) and
+//! returns to the pool. When the apply thread applies an event that fires a watcher, it renders
+//! the event and queues a delivery; a small pool of delivery threads writes it. The apply thread
+//! never writes to a socket, so a slow or stuck watcher never stalls apply: when the delivery
+//! queue is full, or a stream watcher falls more than [`STREAM_BACKLOG_LIMIT`] events behind,
+//! that watcher is ended instead.
+//!
+//! Responses are written by hand: a response head with `Transfer-Encoding: chunked`, then one
+//! chunk per event, then (for one-shot watches) the terminating `0\r\n\r\n`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
+
+use crate::store::{Store, WatcherId};
+
+/// A stream watcher more than this many undelivered events behind is ended (etcd's per-watcher
+/// buffer is 100 events).
+pub const STREAM_BACKLOG_LIMIT: usize = 100;
+
+/// Deliveries waiting for a delivery thread, across all watchers.
+const DELIVERY_QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// The open response of one parked watch.
+pub struct WatchSink {
+    pub id: WatcherId,
+    pub stream: bool,
+    /// Events queued for this sink and not yet written.
+    backlog: AtomicUsize,
+    state: Mutex<SinkState>,
+}
+
+struct SinkState {
+    /// None once the response has ended (fired one-shot, error, or dropped).
+    writer: Option<Box<dyn Write + Send>>,
+    /// The response head, until it has been written.
+    pending_head: Option<Vec<u8>>,
+}
+
+impl WatchSink {
+    pub fn new(id: WatcherId, stream: bool, writer: Box<dyn Write + Send>, head: Vec<u8>) -> Self {
+        WatchSink {
+            id,
+            stream,
+            backlog: AtomicUsize::new(0),
+            state: Mutex::new(SinkState {
+                writer: Some(writer),
+                pending_head: Some(head),
+            }),
+        }
+    }
+
+    /// Writes the response head if it has not gone out yet (etcd flushes the head as soon as a
+    /// watch is registered, before any event).
+    pub fn send_head(&self) -> std::io::Result<()> {
+        let mut state = self.state.lock();
+        write_head(&mut state)
+    }
+
+    /// Writes one event as a chunk; ends the response when `last`.
+    fn write_event(&self, body: &[u8], last: bool) -> std::io::Result<()> {
+        let mut state = self.state.lock();
+        write_head(&mut state)?;
+        let Some(writer) = state.writer.as_mut() else {
+            return Ok(());
+        };
+        write!(writer, "{:x}\r\n", body.len())?;
+        writer.write_all(body)?;
+        writer.write_all(b"\r\n")?;
+        if last {
+            writer.write_all(b"0\r\n\r\n")?;
+        }
+        writer.flush()?;
+        if last {
+            state.writer = None;
+        }
+        Ok(())
+    }
+
+    /// Ends the response cleanly (the terminating chunk), as etcd does when it drops a watcher.
+    fn finish(&self) {
+        let mut state = self.state.lock();
+        if write_head(&mut state).is_ok() {
+            if let Some(writer) = state.writer.as_mut() {
+                let _ = writer.write_all(b"0\r\n\r\n").and_then(|_| writer.flush());
+            }
+        }
+        state.writer = None;
+    }
+}
+
+fn write_head(state: &mut SinkState) -> std::io::Result<()> {
+    if let Some(head) = state.pending_head.take() {
+        if let Some(writer) = state.writer.as_mut() {
+            writer.write_all(&head)?;
+            writer.flush()?;
+        }
+    }
+    Ok(())
+}
+
+struct Delivery {
+    sink: Arc<WatchSink>,
+    body: Arc<Vec<u8>>,
+}
+
+/// All parked watches of a node and the threads that answer them.
+pub struct WatchHub {
+    sinks: Mutex<BTreeMap<WatcherId, Arc<WatchSink>>>,
+    next_id: AtomicU64,
+    max_parked: usize,
+    deliveries: Sender<Delivery>,
+    store: Arc<RwLock<Store>>,
+}
+
+/// Why a watch could not be parked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParkError {
+    TooManyWatches { limit: usize },
+}
+
+impl WatchHub {
+    /// Starts `delivery_threads` delivery threads.
+    pub fn start(
+        store: Arc<RwLock<Store>>,
+        max_parked: usize,
+        delivery_threads: usize,
+    ) -> Arc<Self> {
+        let (deliveries, queue) = crossbeam_channel::bounded(DELIVERY_QUEUE_CAPACITY);
+        let hub = Arc::new(WatchHub {
+            sinks: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            max_parked,
+            deliveries,
+            store,
+        });
+        for n in 0..delivery_threads.max(1) {
+            let hub = Arc::downgrade(&hub);
+            let queue: Receiver<Delivery> = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("watch-delivery-{n}"))
+                .spawn(move || {
+                    for delivery in queue.iter() {
+                        let Some(hub) = hub.upgrade() else { return };
+                        hub.deliver(delivery);
+                    }
+                })
+                .expect("spawning a watch delivery thread");
+        }
+        hub
+    }
+
+    pub fn next_id(&self) -> WatcherId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Checks the parked-watch limit before a watch is registered in the store.
+    pub fn check_capacity(&self) -> Result<(), ParkError> {
+        if self.sinks.lock().len() >= self.max_parked {
+            return Err(ParkError::TooManyWatches {
+                limit: self.max_parked,
+            });
+        }
+        Ok(())
+    }
+
+    /// Parks a sink. Call while holding the store's write lock that registered the watcher, so
+    /// that the apply thread cannot fire it before the sink is here.
+    pub fn park(&self, sink: Arc<WatchSink>) {
+        self.sinks.lock().insert(sink.id, sink);
+    }
+
+    pub fn parked_count(&self) -> usize {
+        self.sinks.lock().len()
+    }
+
+    /// Called by the apply thread with every watcher the last batch fired and the event body
+    /// rendered for it. Never blocks.
+    pub fn fire(&self, fired: Vec<(WatcherId, Vec<u8>)>) {
+        for (id, body) in fired {
+            let sink = {
+                let mut sinks = self.sinks.lock();
+                let Some(sink) = sinks.get(&id).cloned() else {
+                    continue;
+                };
+                if !sink.stream {
+                    sinks.remove(&id);
+                }
+                sink
+            };
+            if sink.stream && sink.backlog.fetch_add(1, Ordering::AcqRel) >= STREAM_BACKLOG_LIMIT {
+                self.drop_watcher(&sink);
+                continue;
+            }
+            let delivery = Delivery {
+                sink: sink.clone(),
+                body: Arc::new(body),
+            };
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                self.deliveries.try_send(delivery)
+            {
+                self.drop_watcher(&sink);
+            }
+        }
+    }
+
+    fn deliver(&self, delivery: Delivery) {
+        let sink = delivery.sink;
+        let last = !sink.stream;
+        if sink.stream {
+            sink.backlog.fetch_sub(1, Ordering::AcqRel);
+        }
+        if sink.write_event(&delivery.body, last).is_err() {
+            self.drop_watcher(&sink);
+        }
+    }
+
+    /// Ends a watcher: removes it from the store and from here, and closes its response.
+    fn drop_watcher(&self, sink: &Arc<WatchSink>) {
+        self.sinks.lock().remove(&sink.id);
+        self.store.write().remove_watcher(sink.id);
+        sink.finish();
+    }
+}
