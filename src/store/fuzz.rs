@@ -120,7 +120,7 @@ fn run_program(data: &[u8]) -> Store {
                 value: input.value(),
                 dir: op == 1,
                 expire_at: input.expire_at(),
-                refresh: input.byte() % 8 == 0,
+                refresh: input.byte().is_multiple_of(8),
             }),
             2 | 3 => Some(Command::Create {
                 key: input.key(),
@@ -133,7 +133,7 @@ fn run_program(data: &[u8]) -> Store {
                 key: input.key(),
                 value: input.value(),
                 expire_at: input.expire_at(),
-                refresh: input.byte() % 8 == 0,
+                refresh: input.byte().is_multiple_of(8),
             }),
             5 => Some(Command::CompareAndSwap {
                 key: input.key(),
@@ -141,7 +141,7 @@ fn run_program(data: &[u8]) -> Store {
                 prev_value: Some(input.value()).filter(|_| input.flag()),
                 prev_index: u64::from(input.byte() % 8),
                 expire_at: input.expire_at(),
-                refresh: input.byte() % 8 == 0,
+                refresh: input.byte().is_multiple_of(8),
             }),
             6 => Some(Command::Delete {
                 key: input.key(),

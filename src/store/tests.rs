@@ -6,10 +6,9 @@ use super::*;
 const T0: UnixNanos = 1_800_000_000_000_000_000; // an instant after MIN_EXPIRE_AT_UNIX_NANOS
 const SECOND: UnixNanos = 1_000_000_000;
 
-fn run(
-    store: &mut Store,
-    cmd: Command,
-) -> (Result<Option<Event>, V2Error>, Vec<(WatcherId, Event)>) {
+type Applied = (Result<Option<Event>, V2Error>, Vec<(WatcherId, Event)>);
+
+fn run(store: &mut Store, cmd: Command) -> Applied {
     let mut fired = Vec::new();
     let result = store.apply(&cmd, &mut fired);
     (result, fired)

@@ -39,10 +39,6 @@ impl WatcherHub {
         self.by_id.len()
     }
 
-    pub fn get(&self, id: WatcherId) -> Option<&Watcher> {
-        self.by_id.get(&id)
-    }
-
     /// Registers a watcher (an id already in use is replaced).
     pub fn add(&mut self, id: WatcherId, watcher: Watcher) {
         self.remove(id);
