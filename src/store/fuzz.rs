@@ -105,6 +105,11 @@ pub fn fuzz_store(data: &[u8]) {
 
 /// [`fuzz_store`]'s body; returns the final store so tests can check the program did work.
 fn run_program(data: &[u8]) -> Store {
+    // The same bytes as untrusted encodings: the decoders must not panic.
+    let _ = Command::decode(data);
+    if let Ok(store) = Store::restore(data) {
+        check_round_trip(&store);
+    }
     let mut input = Input { data, at: 0 };
     let mut store = Store::new();
     let mut fired: Vec<(WatcherId, Event)> = Vec::new();
