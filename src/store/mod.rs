@@ -18,6 +18,8 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzz;
 mod history;
 mod path;
 mod snapshot;
@@ -31,6 +33,7 @@ pub use codec::WireError;
 pub use command::{Command, CommandDecodeError};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeExtern};
+pub use fuzz::fuzz_store;
 pub use history::HISTORY_CAPACITY;
 pub use path::clean as clean_key;
 pub use snapshot::{SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
