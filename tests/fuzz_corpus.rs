@@ -9,8 +9,14 @@ type Target = fn(&[u8]);
 /// Every fuzz target and the library function it calls.
 fn targets() -> Vec<(&'static str, Target)> {
     vec![
-        ("fuzz_request_parser", raftkv::api::fuzz::fuzz_request_parser),
-        ("fuzz_peer_frames", raftkv::transport::frame::fuzz_peer_frames),
+        (
+            "fuzz_request_parser",
+            raftkv::api::fuzz::fuzz_request_parser,
+        ),
+        (
+            "fuzz_peer_frames",
+            raftkv::transport::frame::fuzz_peer_frames,
+        ),
     ]
 }
 

@@ -34,7 +34,18 @@ fn main() -> ExitCode {
     }
     let listen_urls = config.listen_client_urls.clone();
     let workers = config.max_client_workers;
-    let node = Node::start(config);
+    let node = match Node::start(config) {
+        Ok(node) => node,
+        Err(error) => {
+            eprintln!("raftkv: cannot start: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if !node.wait_ready(std::time::Duration::from_secs(5)) {
+        eprintln!(
+            "raftkv: no quorum yet; serving client requests anyway (writes wait for a leader)"
+        );
+    }
     let mut servers = Vec::new();
     for url in &listen_urls {
         match raftkv::api::server::serve(node.clone(), url, workers) {
