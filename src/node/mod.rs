@@ -113,7 +113,10 @@ pub(crate) enum LoopRequest {
     TransferLeadership {
         to: u64,
     },
-    Shutdown,
+    /// Stop: close the WAL cleanly, then answer on `done`.
+    Shutdown {
+        done: Sender<()>,
+    },
 }
 
 /// What the Raft loop last told the API about itself.
@@ -450,9 +453,14 @@ impl Node {
 
     /// Stops the Raft loop (closing the WAL cleanly) and the transport.
     pub fn shutdown(&self) {
-        let _ = self
+        let (done, finished) = crossbeam_channel::bounded(1);
+        if self
             .requests
-            .send_timeout(LoopRequest::Shutdown, Duration::from_secs(5));
+            .send_timeout(LoopRequest::Shutdown { done }, Duration::from_secs(5))
+            .is_ok()
+        {
+            let _ = finished.recv_timeout(Duration::from_secs(10));
+        }
     }
 
     /// Waits until this member has published itself through the log (so the membership

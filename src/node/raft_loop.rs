@@ -174,7 +174,8 @@ impl RaftLoop {
             self.process_ready();
             select! {
                 recv(requests) -> request => match request {
-                    Ok(LoopRequest::Shutdown) | Err(_) => break,
+                    Ok(LoopRequest::Shutdown { done }) => return self.shutdown(Some(done)),
+                    Err(_) => break,
                     Ok(request) => self.handle_request(request),
                 },
                 recv(inbound) -> item => {
@@ -186,7 +187,7 @@ impl RaftLoop {
             }
             for _ in 0..MAX_REQUESTS_PER_TURN {
                 match requests.try_recv() {
-                    Ok(LoopRequest::Shutdown) => return self.shutdown(),
+                    Ok(LoopRequest::Shutdown { done }) => return self.shutdown(Some(done)),
                     Ok(request) => self.handle_request(request),
                     Err(_) => break,
                 }
@@ -195,10 +196,10 @@ impl RaftLoop {
                 self.handle_inbound(item);
             }
         }
-        self.shutdown();
+        self.shutdown(None);
     }
 
-    fn shutdown(self) {
+    fn shutdown(self, done: Option<Sender<()>>) {
         if let Some(transport) = &self.transport {
             transport.shutdown();
         }
@@ -206,6 +207,9 @@ impl RaftLoop {
             if let Err(e) = self.wal.close_clean() {
                 eprintln!("raftkv: closing the WAL: {e}");
             }
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
         }
     }
 
@@ -259,7 +263,7 @@ impl RaftLoop {
                 }
             }
             LoopRequest::TransferLeadership { to } => self.raw.transfer_leader(to),
-            LoopRequest::Shutdown => {}
+            LoopRequest::Shutdown { .. } => {}
         }
     }
 

@@ -33,7 +33,7 @@ use frame::{
 /// Snapshot data is sent in chunks of this many bytes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 /// An inbound stream with nothing for this long is closed (heartbeats arrive every ~100 ms).
 const IDLE_READ_TIMEOUT: Duration = Duration::from_secs(30);
