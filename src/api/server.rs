@@ -130,7 +130,7 @@ fn respond(request: Request, mut reply: Reply, cors: Vec<(&'static str, String)>
 
 fn handle(node: &Node, mut request: Request) {
     let cors = cors_headers(node, &request);
-    let method = request.method().as_str().to_ascii_uppercase();
+    let method = request.method().as_str().to_string(); // case-sensitive, as Go (diff scenario bad-lowercase-method)
     if request.method() == &Method::Options {
         return respond(request, Reply::empty(200), cors);
     }
