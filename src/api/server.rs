@@ -130,7 +130,8 @@ fn respond(request: Request, mut reply: Reply, cors: Vec<(&'static str, String)>
 
 fn handle(node: &Node, mut request: Request) {
     let cors = cors_headers(node, &request);
-    let method = request.method().as_str().to_string(); // case-sensitive, as Go (diff scenario bad-lowercase-method)
+    // Case-sensitive, as in Go: "get" is not GET (diff scenario bad-lowercase-method).
+    let method = request.method().as_str().to_string();
     if request.method() == &Method::Options {
         return respond(request, Reply::empty(200), cors);
     }
