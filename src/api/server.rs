@@ -132,6 +132,16 @@ fn handle(node: &Node, mut request: Request) {
     let cors = cors_headers(node, &request);
     // Case-sensitive, as in Go: "get" is not GET (diff scenario bad-lowercase-method).
     let method = request.method().as_str().to_string();
+    // Go's HTTP server rejects these before any handler (and before CORS) runs (diff scenarios
+    // bad-malformed-request-lines, bad-content-length-mismatch-short).
+    if let Some(reason) = go_server_rejection(&request) {
+        let reply = Reply::new(
+            400,
+            "text/plain; charset=utf-8",
+            format!("400 Bad Request: {reason}"),
+        );
+        return respond(request, reply, Vec::new());
+    }
     if request.method() == &Method::Options {
         return respond(request, Reply::empty(200), cors);
     }
@@ -184,6 +194,21 @@ fn handle(node: &Node, mut request: Request) {
     };
     let _ = &mut request;
     respond(request, reply, cors)
+}
+
+/// What Go's server says about a request it refuses before routing, if it does.
+fn go_server_rejection(request: &Request) -> Option<&'static str> {
+    let has_host = request.headers().iter().any(|h| h.field.equiv("Host"));
+    if *request.http_version() == tiny_http::HTTPVersion(1, 1) && !has_host {
+        return Some("missing required Host header");
+    }
+    let bad_length = request.headers().iter().any(|h| {
+        h.field.equiv("Content-Length") && {
+            let value = h.value.as_str().trim();
+            value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())
+        }
+    });
+    bad_length.then_some("bad Content-Length")
 }
 
 fn html_escape(text: &str) -> String {
