@@ -145,7 +145,7 @@ fn handle(node: &Node, mut request: Request) {
     if request.method() == &Method::Options {
         return respond(request, Reply::empty(200), cors);
     }
-    let url = request.url().to_string();
+    let url = origin_form(request.url());
     let (raw_path, raw_query) = match url.split_once('?') {
         Some((path, query)) => (path.to_string(), query.to_string()),
         None => (url.clone(), String::new()),
@@ -209,6 +209,24 @@ fn go_server_rejection(request: &Request) -> Option<&'static str> {
         }
     });
     bad_length.then_some("bad Content-Length")
+}
+
+/// The path and query of a request target; an absolute-form target (`http://host/path?q`)
+/// is reduced to its path and query, as Go does (diff scenario bad-absolute-form-target).
+fn origin_form(target: &str) -> String {
+    for scheme in ["http://", "https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let after_scheme = &target[scheme.len()..];
+            return match after_scheme.find(['/', '?']) {
+                Some(start) if after_scheme[start..].starts_with('/') => {
+                    after_scheme[start..].to_string()
+                }
+                Some(start) => format!("/{}", &after_scheme[start..]),
+                None => "/".to_string(),
+            };
+        }
+    }
+    target.to_string()
 }
 
 fn html_escape(text: &str) -> String {
