@@ -42,6 +42,7 @@ fn agree(a: (&RawResponse, u64), b: (&RawResponse, u64), target: &str) -> bool {
         peer_port: 2000,
         target: target.as_bytes(),
         compare: Compare::Full,
+        is_head: false,
     };
     same(
         &normalize(a.0, &context(a.1)),

@@ -96,6 +96,7 @@ fn record(
         peer_port,
         target: &target,
         compare,
+        is_head: request.starts_with(b"HEAD "),
     };
     let mut raw_body = escape_for_display(&raw.body, 600);
     if let Some(error) = &raw.transport_error {
@@ -257,8 +258,9 @@ pub fn run_and_compare(first: ServerKind, second: ServerKind) {
         for (step, (ra, rb)) in run_a.records.iter().zip(&run_b.records).enumerate() {
             if !same(&ra.norm, &rb.norm) {
                 text.push_str(&format!(
-                    "  step {}: request {}\n  --- {first:?}:\n{}    raw body: {}\n  --- {second:?}:\n{}    raw body: {}\n",
+                    "  step {}: {}\n  request {}\n  --- {first:?}:\n{}    raw body: {}\n  --- {second:?}:\n{}    raw body: {}\n",
                     step + 1,
+                    normalize::describe_difference(&ra.norm, &rb.norm),
                     ra.request,
                     render(&ra.norm),
                     ra.raw_body,

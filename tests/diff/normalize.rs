@@ -60,6 +60,8 @@ pub struct Context<'a> {
     /// The request target (path and query) as sent.
     pub target: &'a [u8],
     pub compare: Compare,
+    /// The request was a HEAD.
+    pub is_head: bool,
 }
 
 impl Context<'_> {
@@ -151,7 +153,14 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
         };
         norm.headers.push((wire_name.to_string(), value));
     }
-    if !ctx.is_watch() {
+    if ctx.is_head {
+        // A HEAD response has no body, so its framing headers carry nothing to compare
+        // (etcd sends Content-Length on some HEAD responses and not on others, e.g. 301s).
+        norm.headers.retain(|(n, _)| {
+            !n.eq_ignore_ascii_case("Content-Length")
+                && !n.eq_ignore_ascii_case("Transfer-Encoding")
+        });
+    } else if !ctx.is_watch() {
         // Outside watches, Content-Length versus chunked is a transport detail (Go switches to
         // chunked above 2 KiB of unbuffered output); only require that the body is framed.
         let framed = norm.headers.iter().any(|(n, v)| {
@@ -545,4 +554,64 @@ fn truncate(text: &str, limit: usize) -> String {
         end -= 1;
     }
     format!("{}...({} bytes)", &text[..end], text.len())
+}
+
+/// A one-line summary of where two normalised responses differ (for the report).
+pub fn describe_difference(a: &Norm, b: &Norm) -> String {
+    let mut notes = Vec::new();
+    if a.status != b.status {
+        notes.push(format!("status {} vs {}", a.status, b.status));
+    }
+    if a.complete != b.complete {
+        notes.push(format!("body complete {} vs {}", a.complete, b.complete));
+    }
+    if a.transport_error != b.transport_error {
+        notes.push(format!(
+            "transport error {} vs {}",
+            a.transport_error, b.transport_error
+        ));
+    }
+    let mut names: Vec<String> = a
+        .headers
+        .iter()
+        .chain(&b.headers)
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let find = |norm: &Norm| {
+            norm.headers
+                .iter()
+                .find(|(n, _)| n.to_ascii_lowercase() == name)
+                .map(|(n, v)| format!("{n}: {v}"))
+                .unwrap_or_else(|| "(absent)".to_string())
+        };
+        let (x, y) = (find(a), find(b));
+        if x != y {
+            notes.push(format!("header [{x}] vs [{y}]"));
+        }
+    }
+    if a.body.len() != b.body.len() {
+        notes.push(format!("{} body parts vs {}", a.body.len(), b.body.len()));
+    }
+    for (i, (x, y)) in a.body.iter().zip(&b.body).enumerate() {
+        let equal = match (x, y) {
+            (
+                Part::Json {
+                    value: v1,
+                    newline: n1,
+                },
+                Part::Json {
+                    value: v2,
+                    newline: n2,
+                },
+            ) => n1 == n2 && json_same(v1, v2, None),
+            _ => x == y,
+        };
+        if !equal {
+            notes.push(format!("body part {} differs", i + 1));
+        }
+    }
+    notes.join("; ")
 }
