@@ -949,6 +949,9 @@ impl Raft {
         };
         pr.recent_active = true;
         pr.probe_sent = false;
+        if pr.state == ProgressState::Replicate && pr.inflights.full() {
+            pr.inflights.free_first_one();
+        }
         if pr.match_index < last {
             self.maybe_send_append(m.from, true);
         }
