@@ -949,6 +949,9 @@ impl Raft {
         };
         pr.recent_active = true;
         pr.probe_sent = false;
+        if pr.state == ProgressState::Replicate && pr.inflights.full() {
+            pr.inflights.free_first_one();
+        }
         if pr.match_index < last {
             self.maybe_send_append(m.from, true);
         }
@@ -1111,6 +1114,16 @@ impl Raft {
             }
         }
         if self.role == Role::Leader {
+            let is_new_member = cc.kind != ConfChangeKind::RemoveNode
+                && self
+                    .tracker
+                    .progress
+                    .get(&id)
+                    .is_some_and(|p| p.match_index == 0 && !p.probe_sent);
+            if is_new_member && id != self.id {
+                // Start replicating to the new member now rather than at the next heartbeat.
+                self.maybe_send_append(id, true);
+            }
             if !self.tracker.progress.contains_key(&self.id) {
                 self.become_follower(self.term, NO_NODE);
             } else {

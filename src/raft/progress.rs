@@ -73,6 +73,14 @@ impl Inflights {
         }
     }
 
+    /// Frees the oldest append: used when a heartbeat response shows the follower is alive
+    /// but acknowledgements were lost, so a full window does not stall replication forever.
+    pub fn free_first_one(&mut self) {
+        if let Some((_, b)) = self.window.pop_front() {
+            self.bytes -= b;
+        }
+    }
+
     /// True when no more appends may be sent.
     pub fn full(&self) -> bool {
         self.window.len() >= self.max_count || (self.max_bytes > 0 && self.bytes >= self.max_bytes)

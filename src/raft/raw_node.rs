@@ -203,7 +203,9 @@ impl RawNode {
     }
 
     /// Take a snapshot of the state machine at the applied index and drop the log before it.
-    /// `data` must be the state machine image at exactly `applied()`.
+    /// `data` must be the state machine image at exactly `applied()`. Compact again after
+    /// applying a membership change: a node refuses a snapshot whose configuration does not
+    /// include it, so a node added after the latest snapshot needs a newer one.
     pub fn compact(&mut self, data: Vec<u8>) {
         let applied = self.raft.log.applied();
         if applied <= self.raft.log.storage.snapshot().meta.index {
