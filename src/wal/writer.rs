@@ -507,17 +507,17 @@ impl Wal {
     pub fn release_before(&mut self, index: u64) -> Result<usize, WalError> {
         self.guarded(|wal| {
             wal.commit_batch()?;
+            // Oldest first, each removal made durable before the next, so that a crash leaves
+            // a contiguous run of segments (never a hole).
             let mut removed = 0;
             while wal.segments.len() >= 2 && wal.segments[1].first_index <= index.saturating_add(1)
             {
                 let seg = wal.segments.remove(0);
                 fs::remove_file(&seg.path)
                     .map_err(|err| WalError::io(&seg.path, "remove released segment", &err))?;
-                removed += 1;
-            }
-            if removed > 0 {
                 sync_dir(&wal.dir)?;
                 wal.notify_durable();
+                removed += 1;
             }
             Ok(removed)
         })
