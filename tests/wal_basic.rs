@@ -58,10 +58,6 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn indexes(list: &[Entry]) -> Vec<u64> {
-    list.iter().map(|e| e.index).collect()
-}
-
 fn flip_byte(path: &Path, offset: usize) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset] ^= 0x20;

@@ -312,7 +312,7 @@ fn run_workload(seed: u64, dir: &Path) -> (Vec<Op>, Vec<Image>) {
         }
     }
     begin(&ops, 0);
-    if seed % 3 == 0 {
+    if seed.is_multiple_of(3) {
         wal.sync().unwrap();
         wal.close_clean().unwrap();
     } else {

@@ -453,9 +453,9 @@ impl Wal {
                 });
             }
             for pair in entries.windows(2) {
-                if pair[1].index != pair[0].index + 1 {
+                if pair[1].index != pair[0].index.wrapping_add(1) {
                     return Err(WalError::NonContiguous {
-                        expected: (pair[0].index + 1).to_string(),
+                        expected: pair[0].index.wrapping_add(1).to_string(),
                         found: pair[1].index,
                     });
                 }
@@ -572,7 +572,7 @@ impl Wal {
         self.scratch.clear();
         self.chain = encode_frame(
             record,
-            self.committed_batch_seq + 1,
+            self.committed_batch_seq.wrapping_add(1),
             self.chain,
             &mut self.scratch,
         );
@@ -630,7 +630,7 @@ impl Wal {
         let header = SegmentHeader {
             log_id: self.log_id,
             segment_id: id,
-            first_index: self.cursor.last_index + 1,
+            first_index: self.cursor.last_index.wrapping_add(1),
             segment_size_bytes: size,
             prev_batch_seq: self.committed_batch_seq,
             prev_chain: self.chain,
