@@ -533,3 +533,10 @@ fn failed_write_poisons_every_later_call() {
         Err(WalError::Poisoned { .. })
     ));
 }
+
+#[test]
+fn wal_can_move_to_the_persist_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Wal>();
+    assert_send::<DataDirLock>();
+}
