@@ -58,10 +58,6 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn indexes(list: &[Entry]) -> Vec<u64> {
-    list.iter().map(|e| e.index).collect()
-}
-
 fn flip_byte(path: &Path, offset: usize) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset] ^= 0x20;
@@ -536,4 +532,11 @@ fn failed_write_poisons_every_later_call() {
         }),
         Err(WalError::Poisoned { .. })
     ));
+}
+
+#[test]
+fn wal_can_move_to_the_persist_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Wal>();
+    assert_send::<DataDirLock>();
 }

@@ -152,16 +152,18 @@ impl Snapshotter {
     /// Opens the snapshot directory (created if missing) and deletes leftover `.tmp` files.
     pub fn open(dir: &Path) -> Result<Snapshotter, SnapError> {
         fs::create_dir_all(dir).map_err(|err| io(dir, "create directory", &err))?;
-        let mut removed = false;
         for (name, path) in Self::names(dir)? {
             if name.ends_with(".tmp") {
                 fs::remove_file(&path)
                     .map_err(|err| io(&path, "remove leftover tmp file", &err))?;
-                removed = true;
             }
         }
-        if removed {
-            sync_dir(dir)?;
+        // Always: a save interrupted between its rename and its directory fsync leaves a file
+        // that is visible but not yet durable; make it durable before it is loaded and used.
+        // The directory may also be new: make its entry in the parent durable.
+        sync_dir(dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
         }
         Ok(Snapshotter {
             dir: dir.to_path_buf(),

@@ -86,8 +86,10 @@
 //!   on stable storage; directory fsync makes renames and removals durable.
 //! - Before that, any page (and any 512-byte sector within it) of the unsynced range may be
 //!   lost, zeroed, torn or partly written, in any order. Sector writes are NOT assumed atomic.
-//! - Synced data is not rewritten by the WAL, so power-safe overwrite is only needed for the
-//!   zeroing of a torn tail (which is synced before new writes).
+//! - Power-safe overwrite: writing a page or sector may lose or garble the bytes the write
+//!   changed, but never bytes of it that it did not change. This matters because the batch
+//!   after a sync shares the last page (and sector) with already-durable frames. (raft-wal makes
+//!   the same assumption; etcd pads to whole pages instead.)
 //! - Bit rot in synced data is detected by the CRCs. Damage to the LAST committed batch cannot
 //!   be told from a torn tail by local evidence (except after a clean shutdown) and is cut; the
 //!   batch was acknowledged, so in a cluster the leader re-sends it (etcd has the same limit).

@@ -91,7 +91,8 @@ impl LogState {
                 }
                 match (self.entries.first(), self.entries.last()) {
                     (Some(first), Some(last))
-                        if entry.index >= first.index && entry.index <= last.index + 1 =>
+                        if entry.index >= first.index
+                            && entry.index <= last.index.saturating_add(1) =>
                     {
                         let keep = (entry.index - first.index) as usize;
                         self.entries.truncate(keep);
@@ -179,10 +180,14 @@ pub fn replay_segment(
         Some(prev) => {
             let checks: [(&str, u64, u64); 5] = [
                 ("log id", prev.log_id, header.log_id),
-                ("segment id", prev.segment_id + 1, header.segment_id),
+                (
+                    "segment id",
+                    prev.segment_id.wrapping_add(1),
+                    header.segment_id,
+                ),
                 (
                     "first index",
-                    state.cursor.last_index + 1,
+                    state.cursor.last_index.wrapping_add(1),
                     header.first_index,
                 ),
                 ("previous batch", prev.batch_seq, header.prev_batch_seq),
@@ -217,7 +222,7 @@ pub fn replay_segment(
             Ok(frame) => frame,
             Err(err) => break err,
         };
-        let batch = committed.2 + 1;
+        let batch = committed.2.wrapping_add(1);
         if frame.batch_seq != batch {
             return Err(WalError::corrupt(
                 file,
@@ -261,13 +266,15 @@ pub fn replay_segment(
                 why,
             ));
         }
-        if let Some((later, later_batch)) =
-            later_frame_of_other_batch(bytes, offset + FRAME_ALIGN_BYTES, committed_batch + 1)
-        {
+        if let Some((later, later_batch)) = later_frame_of_other_batch(
+            bytes,
+            offset + FRAME_ALIGN_BYTES,
+            committed_batch.wrapping_add(1),
+        ) {
             return Err(WalError::corrupt(
                 file,
                 first_bad as u64,
-                format!("a torn tail holding only batch {} (what a crash leaves)", committed_batch + 1),
+                format!("a torn tail holding only batch {} (what a crash leaves)", committed_batch.wrapping_add(1)),
                 format!("{why}; and a valid record of batch {later_batch} at offset {later}, so the bad bytes had been synced"),
             ));
         }

@@ -93,6 +93,8 @@ struct SegmentMeta {
     id: u64,
     first_index: u64,
     path: PathBuf,
+    /// The preallocated size (from the header once replayed).
+    size_bytes: u64,
 }
 
 struct ActiveSegment {
@@ -187,6 +189,7 @@ impl Wal {
                     id,
                     first_index,
                     path: dir.join(name),
+                    size_bytes: 0,
                 });
             }
         }
@@ -224,11 +227,13 @@ impl Wal {
         let mut state = LogState::default();
         let mut previous: Option<Continuation> = None;
         let mut last_end: Option<SegmentEnd> = None;
-        for (position, seg) in segments.iter().enumerate() {
+        let segment_count = segments.len();
+        for (position, seg) in segments.iter_mut().enumerate() {
             let bytes =
                 fs::read(&seg.path).map_err(|err| WalError::io(&seg.path, "read segment", &err))?;
-            let is_last = position + 1 == segments.len();
+            let is_last = position + 1 == segment_count;
             let end = replay_segment(&bytes, &seg.path, previous, is_last, &mut state)?;
+            seg.size_bytes = end.header.segment_size_bytes;
             if end.header.segment_id != seg.id || end.header.first_index != seg.first_index {
                 return Err(WalError::corrupt(
                     &seg.path,
@@ -288,6 +293,12 @@ impl Wal {
         }
 
         let mut map = map_segment(&last_path)?;
+        // After a process crash, committed frames may sit in the page cache only (the process
+        // died inside msync, or between a rename and its directory fsync). Make what recovery
+        // is about to report durable before anyone acts on it.
+        map.flush()
+            .map_err(|err| WalError::io(&last_path, "msync (start-up)", &err))?;
+        sync_dir(dir)?;
         let torn_tail = last_end.torn_at.as_ref().map(|(at, why)| TornTail {
             file: last_path.clone(),
             offset: *at as u64,
@@ -346,6 +357,10 @@ impl Wal {
     }
 
     fn create_fresh(dir: &Path, opts: WalOptions) -> Result<(Wal, Recovered), WalError> {
+        // The directory itself may be new: make its entry in the parent durable.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         let header = SegmentHeader {
             log_id: new_log_id(),
             segment_id: 1,
@@ -374,6 +389,7 @@ impl Wal {
                 id: 1,
                 first_index: 1,
                 path,
+                size_bytes: opts.segment_size_bytes,
             }],
             active: ActiveSegment {
                 map,
@@ -453,9 +469,9 @@ impl Wal {
                 });
             }
             for pair in entries.windows(2) {
-                if pair[1].index != pair[0].index + 1 {
+                if pair[1].index != pair[0].index.wrapping_add(1) {
                     return Err(WalError::NonContiguous {
-                        expected: (pair[0].index + 1).to_string(),
+                        expected: pair[0].index.wrapping_add(1).to_string(),
                         found: pair[1].index,
                     });
                 }
@@ -507,17 +523,17 @@ impl Wal {
     pub fn release_before(&mut self, index: u64) -> Result<usize, WalError> {
         self.guarded(|wal| {
             wal.commit_batch()?;
+            // Oldest first, each removal made durable before the next, so that a crash leaves
+            // a contiguous run of segments (never a hole).
             let mut removed = 0;
             while wal.segments.len() >= 2 && wal.segments[1].first_index <= index.saturating_add(1)
             {
                 let seg = wal.segments.remove(0);
                 fs::remove_file(&seg.path)
                     .map_err(|err| WalError::io(&seg.path, "remove released segment", &err))?;
-                removed += 1;
-            }
-            if removed > 0 {
                 sync_dir(&wal.dir)?;
                 wal.notify_durable();
+                removed += 1;
             }
             Ok(removed)
         })
@@ -572,7 +588,7 @@ impl Wal {
         self.scratch.clear();
         self.chain = encode_frame(
             record,
-            self.committed_batch_seq + 1,
+            self.committed_batch_seq.wrapping_add(1),
             self.chain,
             &mut self.scratch,
         );
@@ -613,7 +629,7 @@ impl Wal {
         self.commit_batch()?;
         let size = self.opts.segment_size_bytes;
         if let Some(limit) = self.opts.max_total_bytes {
-            let used = self.segments.len() as u64 * size;
+            let used: u64 = self.segments.iter().map(|seg| seg.size_bytes).sum();
             if used + size > limit {
                 return Err(WalError::NoSpace {
                     path: self.dir.clone(),
@@ -630,7 +646,7 @@ impl Wal {
         let header = SegmentHeader {
             log_id: self.log_id,
             segment_id: id,
-            first_index: self.cursor.last_index + 1,
+            first_index: self.cursor.last_index.wrapping_add(1),
             segment_size_bytes: size,
             prev_batch_seq: self.committed_batch_seq,
             prev_chain: self.chain,
@@ -651,6 +667,7 @@ impl Wal {
             id,
             first_index: header.first_index,
             path,
+            size_bytes: size,
         });
         self.chain = header.chain_seed();
         self.notify_durable();
