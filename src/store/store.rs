@@ -644,23 +644,62 @@ impl Store {
         self.record(&event, &[], true, fired);
     }
 
-    /// The listing of a directory's visible children (hidden ones left out at every level).
+    /// The listing of a directory's visible children (hidden ones left out at every level);
+    /// with `recursive`, child directories carry their own listings. Built with an explicit
+    /// stack, so a deep tree cannot overflow the thread's stack here.
     fn list(&self, dir: &str, recursive: bool) -> Option<Vec<NodeExtern>> {
-        let mut nodes = Vec::new();
-        for (child_path, child) in self.tree.children(dir) {
-            if path::is_hidden(child_path) {
+        struct Frame<'a> {
+            /// The directory being listed (unused for the outermost frame).
+            node: Option<NodeExtern>,
+            /// Visible children still to visit, last one first.
+            pending: Vec<(&'a str, &'a StoredNode)>,
+            listed: Vec<NodeExtern>,
+        }
+        let visible_children = |dir_path: &str| {
+            let mut children: Vec<(&str, &StoredNode)> = self
+                .tree
+                .children(dir_path)
+                .into_iter()
+                .filter(|(child_path, _)| !path::is_hidden(child_path))
+                .collect();
+            children.reverse();
+            children
+        };
+        let mut frames = vec![Frame {
+            node: None,
+            pending: visible_children(dir),
+            listed: Vec::new(),
+        }];
+        loop {
+            let top = frames
+                .last_mut()
+                .expect("the outermost frame is popped last");
+            if let Some((child_path, child)) = top.pending.pop() {
+                let child_extern = extern_of(child_path, child);
+                if recursive && child.is_dir() {
+                    frames.push(Frame {
+                        node: Some(child_extern),
+                        pending: visible_children(child_path),
+                        listed: Vec::new(),
+                    });
+                } else {
+                    top.listed.push(child_extern);
+                }
                 continue;
             }
-            let mut child_extern = extern_of(child_path, child);
-            if recursive && child.is_dir() {
-                child_extern.nodes = self.list(child_path, true);
+            let done = frames.pop().expect("a frame was on the stack");
+            let nodes = if done.listed.is_empty() {
+                None
+            } else {
+                Some(done.listed)
+            };
+            match (frames.last_mut(), done.node) {
+                (Some(parent), Some(mut node)) => {
+                    node.nodes = nodes;
+                    parent.listed.push(node);
+                }
+                _ => return nodes,
             }
-            nodes.push(child_extern);
-        }
-        if nodes.is_empty() {
-            None
-        } else {
-            Some(nodes)
         }
     }
 
