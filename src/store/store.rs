@@ -212,10 +212,6 @@ impl Store {
         cmd: &Command,
         fired: &mut Vec<(WatcherId, Event)>,
     ) -> Result<Option<Event>, V2Error> {
-        let stats_pair = |stats: &StoreStats, ok: bool, which: fn(&StoreStats) -> (&_, &_)| {
-            let (success, fail) = which(stats);
-            StoreStats::bump(if ok { success } else { fail });
-        };
         let result = match cmd {
             Command::Set {
                 key,
@@ -225,9 +221,11 @@ impl Store {
                 refresh,
             } => {
                 let result = self.set(key, value, *dir, *expire_at, *refresh, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.sets_success, &s.sets_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.sets_success,
+                    &self.stats.sets_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Create {
@@ -238,9 +236,11 @@ impl Store {
                 in_order,
             } => {
                 let result = self.create(key, value, *dir, *expire_at, *in_order, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.create_success, &s.create_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.create_success,
+                    &self.stats.create_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Update {
@@ -250,9 +250,11 @@ impl Store {
                 refresh,
             } => {
                 let result = self.update(key, value, *expire_at, *refresh, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.update_success, &s.update_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.update_success,
+                    &self.stats.update_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::CompareAndSwap {
@@ -272,9 +274,11 @@ impl Store {
                     *refresh,
                     fired,
                 );
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.compare_and_swap_success, &s.compare_and_swap_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.compare_and_swap_success,
+                    &self.stats.compare_and_swap_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Delete {
@@ -283,9 +287,11 @@ impl Store {
                 recursive,
             } => {
                 let result = self.delete(key, *dir, *recursive, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.delete_success, &s.delete_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.delete_success,
+                    &self.stats.delete_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::CompareAndDelete {
@@ -295,9 +301,11 @@ impl Store {
             } => {
                 let result =
                     self.compare_and_delete(key, prev_value.as_deref(), *prev_index, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.compare_and_delete_success, &s.compare_and_delete_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.compare_and_delete_success,
+                    &self.stats.compare_and_delete_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Sync { now } => {
@@ -705,8 +713,7 @@ impl Store {
 
     /// Read a key. Children are always sorted by key (so `sorted` changes nothing: output is
     /// deterministic). Counts getsSuccess/getsFail.
-    pub fn get(&self, key: &str, recursive: bool, sorted: bool) -> Result<Event, V2Error> {
-        let _ = sorted;
+    pub fn get(&self, key: &str, recursive: bool, _sorted: bool) -> Result<Event, V2Error> {
         let path = path::clean(key);
         let found = match self.lookup(&path) {
             Ok(found) => found,
