@@ -209,7 +209,12 @@ impl Node {
         let new_cluster = config.initial_cluster_state == "new";
         let boot = boot::open(
             std::path::Path::new(&config.data_dir),
-            crate::wal::WalOptions::default(),
+            crate::wal::WalOptions {
+                segment_size_bytes: (config.wal_segment_bytes & !7)
+                    .max(crate::wal::MIN_SEGMENT_SIZE_BYTES),
+                max_total_bytes: (config.wal_max_bytes > 0).then_some(config.wal_max_bytes),
+                ..Default::default()
+            },
             new_cluster,
             &initial_members,
         )
