@@ -16,6 +16,7 @@ pub mod config;
 pub mod envelope;
 pub mod ids;
 pub(crate) mod raft_loop;
+pub mod stats;
 pub mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -178,6 +179,8 @@ pub struct Node {
     next_request_id: AtomicU64,
     pub start_time_unix_nanos: UnixNanos,
     pub transport: Option<Arc<crate::transport::Transport>>,
+    /// Follower latencies (while leader) and append counters, kept by the Raft loop.
+    pub peer_stats: parking_lot::Mutex<stats::PeerStats>,
 }
 
 impl Node {
@@ -291,6 +294,7 @@ impl Node {
             next_request_id: AtomicU64::new((now as u64) << 8),
             start_time_unix_nanos: now,
             transport: Some(transport.clone()),
+            peer_stats: parking_lot::Mutex::new(stats::PeerStats::default()),
         });
         let durable = raft_loop::Durable {
             lock,
