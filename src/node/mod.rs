@@ -304,6 +304,18 @@ impl Node {
             snapshot_index,
             snapshot_term,
         };
+        let weak = Arc::downgrade(&node);
+        transport.set_members_json(Arc::new(move || match weak.upgrade() {
+            Some(node) => {
+                let members = node.members.read();
+                let list: Vec<String> = members
+                    .iter()
+                    .map(crate::api::cluster::member_json)
+                    .collect();
+                format!("[{}]", list.join(","))
+            }
+            None => "[]".to_string(),
+        }));
         let mut raft_loop = raft_loop::RaftLoop::new(node.clone(), durable, raw, Some(transport));
         raft_loop.connect_peers(&initial_members);
         std::thread::Builder::new()
