@@ -546,10 +546,10 @@ fn many_clean_restarts_with_snapshot_markers_stay_consistent() {
     // Clean shutdowns and snapshot markers use the space reserved at the end of a segment;
     // cycling through them at every offset must never overflow or misreport.
     let dir = TempDir::new("wal-restarts");
-    let mut index = 1u64;
     for cycle in 0..30u64 {
+        let index = cycle + 1;
         let (mut wal, recovered) = Wal::open(&dir.0, small()).unwrap();
-        assert_eq!(recovered.last_index, index - 1, "cycle {cycle}");
+        assert_eq!(recovered.last_index, cycle, "cycle {cycle}");
         assert!(cycle == 0 || recovered.clean_shutdown, "cycle {cycle}");
         let data = vec![cycle as u8; (cycle * 13 % 90) as usize];
         wal.append_entries(&[Entry {

@@ -70,6 +70,7 @@ fn measure_sync_latencies() {
     let pre_path = dir.0.join("raw-prewritten");
     let pre = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .read(true)
         .write(true)
         .open(&pre_path)
