@@ -102,6 +102,11 @@ fn reopen_returns_synced_records_and_drops_unsynced_batch() {
 fn truncation_overwrites_the_tail_and_holes_are_refused() {
     let dir = TempDir::new("wal-truncate");
     let (mut wal, _) = Wal::open(&dir.0, small()).unwrap();
+    let refused = wal.append_entries(&entries(2..=3, 1)).unwrap_err();
+    assert!(
+        matches!(refused, WalError::NonContiguous { found: 2, .. }),
+        "a fresh log starts at 1"
+    );
     wal.append_entries(&entries(1..=5, 1)).unwrap();
     wal.sync().unwrap();
     wal.append_entries(&entries(3..=4, 2)).unwrap();
