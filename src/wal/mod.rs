@@ -93,9 +93,15 @@
 //! the chain from the segment start is unbroken. When a segment is full, the batch so far is
 //! committed and synced in the old segment, the next segment is created (see above) and starts
 //! with copies of the hard state and snapshot marker, so `release_before` may delete any prefix
-//! of segments. 128 bytes stay free at the end of every segment so Commit and CleanShutdown
-//! always fit. A failed msync/fsync/rename poisons the handle: every later call returns
-//! `WalError::Poisoned` (fsync errors are never retried as if they had succeeded).
+//! of segments. 160 bytes stay free at the end of every segment so that a Commit, one snapshot
+//! marker and a clean shutdown always fit: a full WAL can still record the snapshot that lets it
+//! release space. Releasing deletes segments oldest first, fsyncing the directory after each, so a
+//! crash never leaves a hole. Any failed write step (msync, fsync, rename, create) poisons the
+//! handle: every later call returns `WalError::Poisoned` with the first error (an fsync error is
+//! never retried as if it had succeeded). Only `NoSpace` (nothing written, nothing changed) and
+//! refused input leave the handle usable. At open, the last segment is msync'd and the directory
+//! fsync'd before the recovered log is returned, since a process killed inside a sync may have
+//! left committed-looking frames in the page cache only.
 //!
 //! # Recovery
 //! Segments are replayed in id order, each checked against the previous one (log id, id + 1,
