@@ -227,6 +227,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -368,6 +369,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -386,6 +388,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id: 0,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -402,6 +405,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id: 0,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -667,7 +671,11 @@ impl RaftLoop {
                             )
                         });
                         let outcome = match envelope.payload {
-                            Payload::Command(command) => store.apply(&command, &mut fired),
+                            Payload::Command(command) => store.apply_at(
+                                &command,
+                                Some(envelope.proposed_at_unix_nanos),
+                                &mut fired,
+                            ),
                             Payload::Publish {
                                 member_id,
                                 name,
