@@ -826,6 +826,11 @@ impl Store {
     }
 
     /// Remove a watcher; no-op if unknown.
+    /// Whether a watcher with this ID is registered.
+    pub fn has_watcher(&self, id: WatcherId) -> bool {
+        self.hub.contains(id)
+    }
+
     pub fn remove_watcher(&mut self, id: WatcherId) {
         self.hub.remove(id);
     }
