@@ -66,3 +66,23 @@ fn same_seed_same_trace_byte_for_byte() {
         "different seeds should give different traces"
     );
 }
+
+#[test]
+#[ignore = "exploration: how often the sweep catches the Figure 8 mistake"]
+fn sweep_catches_commit_of_old_term_entries() {
+    let seeds: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut caught = Vec::new();
+    for seed in 0..seeds {
+        let mut opts = SimOptions::from_seed(seed);
+        opts.unsafe_commit_any_term = true;
+        if let Err(v) = Simulation::new(seed, opts).run() {
+            println!("{v}");
+            caught.push(seed);
+        }
+    }
+    println!("caught in {} of {seeds} seeds", caught.len());
+    assert!(!caught.is_empty());
+}

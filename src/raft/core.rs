@@ -884,7 +884,12 @@ impl Raft {
     /// Returns true if the commit index moved.
     pub fn maybe_commit(&mut self) -> bool {
         let quorum_index = self.tracker.committed_index();
-        let moved = self.log.maybe_commit(quorum_index, self.term);
+        let term = if self.config.unsafe_commit_any_term {
+            self.log.term(quorum_index).unwrap_or(self.term)
+        } else {
+            self.term
+        };
+        let moved = self.log.maybe_commit(quorum_index, term);
         if moved && self.role == Role::Leader {
             self.release_pending_reads();
         }

@@ -120,18 +120,24 @@ pub struct SimOptions {
     pub spares: usize,
     /// Ticks with faults.
     pub fault_ticks: u64,
-    /// Healed ticks at the end.
+    /// Upper bound on the healed ticks at the end (the phase stops once liveness holds).
     pub liveness_ticks: u64,
     /// Network faults during the fault phase.
     pub network: NetworkFaults,
     /// Event rates during the fault phase.
     pub rates: FaultRates,
+    /// Flow-control window per follower (messages).
+    pub max_inflight_msgs: usize,
+    /// Batching limit per append (payload bytes; proposals carry 8-31 bytes).
+    pub max_entries_bytes_per_msg: u64,
     /// Compact a node's log when it has applied this many entries past its snapshot.
     pub compact_after_entries: u64,
     /// Keep a full text trace (for the determinism test and debugging).
     pub record_trace: bool,
     /// Break the core on purpose (see `Config::unsafe_skip_vote_log_check`).
     pub unsafe_skip_vote_log_check: bool,
+    /// Break the core on purpose (see `Config::unsafe_commit_any_term`).
+    pub unsafe_commit_any_term: bool,
 }
 
 impl SimOptions {
@@ -142,8 +148,8 @@ impl SimOptions {
         SimOptions {
             voters: if r.chance(1, 3) { 5 } else { 3 },
             spares: 1,
-            fault_ticks: 250,
-            liveness_ticks: 150,
+            fault_ticks: 600,
+            liveness_ticks: 1000,
             network: NetworkFaults {
                 drop_per_mille: r.below(200),
                 duplicate_per_mille: r.below(100),
@@ -161,9 +167,12 @@ impl SimOptions {
                 conf_change: r.below(20),
                 transfer: r.below(10),
             },
+            max_inflight_msgs: [1, 2, 4, 64][r.below(4) as usize],
+            max_entries_bytes_per_msg: [8, 32, 64, 1024][r.below(4) as usize],
             compact_after_entries: 5 + r.below(30),
             record_trace: false,
             unsafe_skip_vote_log_check: false,
+            unsafe_commit_any_term: false,
         }
     }
 }
@@ -231,10 +240,11 @@ impl Simulation {
             .map(|id| {
                 let mut config = Config::new(id);
                 config.seed = seed;
-                config.max_inflight_msgs = 4;
-                config.max_entries_bytes_per_msg = 64;
+                config.max_inflight_msgs = options.max_inflight_msgs;
+                config.max_entries_bytes_per_msg = options.max_entries_bytes_per_msg;
                 config.max_uncommitted_entries_bytes = 4096;
                 config.unsafe_skip_vote_log_check = options.unsafe_skip_vote_log_check;
+                config.unsafe_commit_any_term = options.unsafe_commit_any_term;
                 let storage = MemoryStorage::new_with_conf_state(bootstrap.clone());
                 let disk = SimDisk::new(&storage);
                 let raw = RawNode::new(&config, storage).expect("valid simulation config");
@@ -689,8 +699,9 @@ impl Simulation {
         Ok(())
     }
 
-    /// Liveness: after the healed phase there is a leader, and every member of its
-    /// configuration has applied every acknowledged proposal and a fresh one.
+    /// Liveness: there is a leader, and every member of its configuration has applied every
+    /// acknowledged proposal and the healed phase's marker proposal. Returns the unmet
+    /// condition as a violation.
     pub fn check_liveness(&mut self, marker_index: Option<u64>) -> Result<(), Violation> {
         let Some(leader) = self.leader() else {
             return Err(
@@ -726,7 +737,8 @@ impl Simulation {
         Ok(())
     }
 
-    /// The whole random run: fault phase, then healed liveness phase.
+    /// The whole random run: fault phase, then the healed phase, which ends as soon as
+    /// liveness holds and fails if it still does not after `liveness_ticks`.
     pub fn run(&mut self) -> Result<SimSummary, Violation> {
         for _ in 0..self.options.fault_ticks {
             self.random_step()?;
@@ -734,6 +746,7 @@ impl Simulation {
         self.heal_everything()?;
         let mut marker: Option<u64> = None;
         let mut marker_id = 0;
+        let mut outcome = Ok(());
         for t in 0..self.options.liveness_ticks {
             if marker.is_none() && t % 10 == 5 {
                 if let Some(leader) = self.leader() {
@@ -748,8 +761,12 @@ impl Simulation {
             if marker.is_none() && marker_id != 0 {
                 marker = self.proposals.get(&marker_id).and_then(|p| p.acked_index);
             }
+            outcome = self.check_liveness(marker);
+            if outcome.is_ok() {
+                break;
+            }
         }
-        self.check_liveness(marker)?;
+        outcome?;
         self.summary.committed = self.checkers.committed_count();
         self.summary.leader_terms = self.checkers.leader_terms();
         Ok(self.summary.clone())

@@ -34,7 +34,7 @@ fn options(voters: usize) -> SimOptions {
         voters,
         spares: 1,
         fault_ticks: 0,
-        liveness_ticks: 200,
+        liveness_ticks: 1000,
         network: NetworkFaults {
             drop_per_mille: 0,
             duplicate_per_mille: 0,
@@ -52,9 +52,12 @@ fn options(voters: usize) -> SimOptions {
             conf_change: 0,
             transfer: 0,
         },
+        max_inflight_msgs: 2,
+        max_entries_bytes_per_msg: 16,
         compact_after_entries: 8,
         record_trace: false,
         unsafe_skip_vote_log_check: false,
+        unsafe_commit_any_term: false,
     }
 }
 
