@@ -138,6 +138,8 @@ pub struct SimOptions {
     pub unsafe_skip_vote_log_check: bool,
     /// Break the core on purpose (see `Config::unsafe_commit_any_term`).
     pub unsafe_commit_any_term: bool,
+    /// Break the Ready contract on purpose: send messages before the Ready is synced.
+    pub unsafe_send_before_sync: bool,
 }
 
 impl SimOptions {
@@ -173,6 +175,7 @@ impl SimOptions {
             record_trace: false,
             unsafe_skip_vote_log_check: false,
             unsafe_commit_any_term: false,
+            unsafe_send_before_sync: false,
         }
     }
 }
@@ -351,6 +354,17 @@ impl Simulation {
             self.node(id).disk.write(&rd);
             let check = self.checkers.on_persist(id, &rd.entries, prev_term);
             self.lift(check)?;
+            let mut messages = rd.messages;
+            if self.options.unsafe_send_before_sync {
+                // The broken contract: what this Ready says is promised before it is durable.
+                let hs = rd
+                    .hard_state
+                    .unwrap_or(self.node(id).disk.durable_hard_state());
+                self.checkers.on_send(id, hs);
+                for m in std::mem::take(&mut messages) {
+                    self.send(m);
+                }
+            }
             if self.options.rates.crash_before_sync > 0
                 && self.rng.chance(self.options.rates.crash_before_sync, 1000)
             {
@@ -365,10 +379,12 @@ impl Simulation {
             }
             self.node(id).disk.sync();
             // 2. send
-            let hs = self.node(id).disk.durable_hard_state();
-            self.checkers.on_send(id, hs);
-            for m in rd.messages {
-                self.send(m);
+            if !messages.is_empty() {
+                let hs = self.node(id).disk.durable_hard_state();
+                self.checkers.on_send(id, hs);
+                for m in messages {
+                    self.send(m);
+                }
             }
             // 3. apply
             if let Some(snapshot) = &rd.snapshot {
@@ -775,5 +791,29 @@ impl Simulation {
 
 /// Runs seed `seed` with options drawn from it.
 pub fn run_seed(seed: u64) -> Result<SimSummary, Violation> {
-    Simulation::new(seed, SimOptions::from_seed(seed)).run()
+    run_with_options(seed, SimOptions::from_seed(seed))
+}
+
+/// Runs one simulation; a panic inside the core (a broken internal invariant) is returned
+/// as a violation too, so that it also names its seed.
+pub fn run_with_options(seed: u64, options: SimOptions) -> Result<SimSummary, Violation> {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Simulation::new(seed, options).run()
+    }));
+    match run {
+        Ok(result) => result,
+        Err(payload) => {
+            let detail = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".to_string());
+            Err(Violation {
+                seed,
+                tick: 0,
+                rule: "core invariant (panic)",
+                detail,
+            })
+        }
+    }
 }

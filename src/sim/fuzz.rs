@@ -58,6 +58,7 @@ fn options(voters: usize) -> SimOptions {
         record_trace: false,
         unsafe_skip_vote_log_check: false,
         unsafe_commit_any_term: false,
+        unsafe_send_before_sync: false,
     }
 }
 

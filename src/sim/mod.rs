@@ -14,5 +14,5 @@ pub mod fuzz;
 pub mod network;
 
 pub use self::checkers::Violation;
-pub use self::cluster::{run_seed, SimOptions, SimSummary, Simulation};
+pub use self::cluster::{run_seed, run_with_options, SimOptions, SimSummary, Simulation};
 pub use self::fuzz::fuzz_sim_schedule;
