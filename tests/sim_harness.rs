@@ -110,3 +110,22 @@ fn sweep_catches_messages_sent_before_the_ready_is_durable() {
     });
     println!("send-before-sync caught after {tried} seeds: {v}");
 }
+
+#[test]
+fn sweep_catches_reads_served_without_confirming_leadership() {
+    let mut tried = 0;
+    let mut found = None;
+    for seed in 0..300 {
+        tried += 1;
+        let mut opts = SimOptions::from_seed(seed);
+        opts.unsafe_read_without_quorum = true;
+        if let Err(v) = run_with_options(seed, opts) {
+            if v.rule == "read index safety" {
+                found = Some(v);
+                break;
+            }
+        }
+    }
+    let v = found.unwrap_or_else(|| panic!("no stale read detected in {tried} seeds"));
+    println!("stale ReadIndex caught after {tried} seeds: {v}");
+}

@@ -37,6 +37,10 @@ pub struct Config {
     /// (the mistake Figure 8 of the Raft paper warns about). For harness tests only.
     #[doc(hidden)]
     pub unsafe_commit_any_term: bool,
+    /// BROKEN ON PURPOSE when true: answer ReadIndex at once with the local commit index,
+    /// without confirming leadership with a quorum. For harness tests only.
+    #[doc(hidden)]
+    pub unsafe_read_without_quorum: bool,
 }
 
 impl Config {
@@ -56,6 +60,7 @@ impl Config {
             seed: id,
             unsafe_skip_vote_log_check: false,
             unsafe_commit_any_term: false,
+            unsafe_read_without_quorum: false,
         }
     }
 

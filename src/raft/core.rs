@@ -984,7 +984,7 @@ impl Raft {
         if m.context.is_empty() {
             return Err(ProposeError::EmptyReadContext);
         }
-        if self.tracker.voters() == [self.id] {
+        if self.tracker.voters() == [self.id] || self.config.unsafe_read_without_quorum {
             let index = self.log.committed();
             self.respond_to_read(m, index);
         } else if !self.committed_entry_in_current_term() {

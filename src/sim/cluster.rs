@@ -140,6 +140,8 @@ pub struct SimOptions {
     pub unsafe_commit_any_term: bool,
     /// Break the Ready contract on purpose: send messages before the Ready is synced.
     pub unsafe_send_before_sync: bool,
+    /// Break the core on purpose (see `Config::unsafe_read_without_quorum`).
+    pub unsafe_read_without_quorum: bool,
 }
 
 impl SimOptions {
@@ -176,6 +178,7 @@ impl SimOptions {
             unsafe_skip_vote_log_check: false,
             unsafe_commit_any_term: false,
             unsafe_send_before_sync: false,
+            unsafe_read_without_quorum: false,
         }
     }
 }
@@ -248,6 +251,7 @@ impl Simulation {
                 config.max_uncommitted_entries_bytes = 4096;
                 config.unsafe_skip_vote_log_check = options.unsafe_skip_vote_log_check;
                 config.unsafe_commit_any_term = options.unsafe_commit_any_term;
+                config.unsafe_read_without_quorum = options.unsafe_read_without_quorum;
                 let storage = MemoryStorage::new_with_conf_state(bootstrap.clone());
                 let disk = SimDisk::new(&storage);
                 let raw = RawNode::new(&config, storage).expect("valid simulation config");

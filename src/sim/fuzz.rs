@@ -59,6 +59,7 @@ fn options(voters: usize) -> SimOptions {
         unsafe_skip_vote_log_check: false,
         unsafe_commit_any_term: false,
         unsafe_send_before_sync: false,
+        unsafe_read_without_quorum: false,
     }
 }
 
