@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
+use crate::node::apply;
 use crate::node::boot::to_wal_entry;
-use crate::node::envelope::{ClusterState, Envelope, MemberRecord, Payload};
+use crate::node::envelope::{ClusterState, Envelope, Payload};
 use crate::node::{
     now_unix_nanos, Applied, LoopRequest, Member, Node, NodeStatus, ProposeError, SYNC_INTERVAL,
 };
-use crate::raft::codec::{decode_conf_change, decode_message, encode_message};
-use crate::raft::message::{ConfChangeKind, Entry, EntryKind, MessageKind};
+use crate::raft::codec::{decode_message, encode_message};
+use crate::raft::message::{Entry, MessageKind};
 use crate::raft::raw_node::{RawNode, Ready};
 use crate::raft::Role;
 use crate::snap::Snapshotter;
@@ -615,153 +616,27 @@ impl RaftLoop {
             for entry in entries {
                 self.applied_index = entry.index;
                 self.applied_term = entry.term;
-                match entry.kind {
-                    EntryKind::ConfChange => {
-                        let Ok(change) = decode_conf_change(&entry.data) else {
-                            panic!(
-                                "committed conf change at index {} does not decode",
-                                entry.index
-                            )
-                        };
-                        self.raw.apply_conf_change(change);
-                        members_changed = true;
-                        let id = change.node_id;
-                        match change.kind {
-                            ConfChangeKind::AddNode | ConfChangeKind::AddLearner => {
-                                let learner = change.kind == ConfChangeKind::AddLearner;
-                                let urls = self.cluster.pending_peer_urls.remove(&id);
-                                let record = self.cluster.members.entry(id).or_insert_with(|| {
-                                    MemberRecord {
-                                        member: Member {
-                                            id,
-                                            name: String::new(),
-                                            peer_urls: Vec::new(),
-                                            client_urls: Vec::new(),
-                                        },
-                                        is_learner: learner,
-                                        removed: false,
-                                    }
-                                });
-                                record.is_learner = learner;
-                                if let Some(urls) = urls {
-                                    record.member.peer_urls = urls;
-                                }
-                                let _ = store.apply(
-                                    &Command::Internal {
-                                        key: format!("/0/members/{id:x}/raftAttributes"),
-                                        value: record.member.peer_urls.join(","),
-                                    },
-                                    &mut fired,
-                                );
-                            }
-                            ConfChangeKind::RemoveNode => {
-                                if let Some(record) = self.cluster.members.get_mut(&id) {
-                                    record.removed = true;
-                                }
-                                let _ = store.apply(
-                                    &Command::Internal {
-                                        key: format!("/0/members/{id:x}"),
-                                        value: String::new(),
-                                    },
-                                    &mut fired,
-                                );
-                                let _ = store.apply(
-                                    &Command::Internal {
-                                        key: format!("/0/removed_members/{id:x}"),
-                                        value: String::new(),
-                                    },
-                                    &mut fired,
-                                );
-                            }
-                        }
-                        if let Some(waiter) = self.conf_waiters.remove(&id) {
-                            replies.push((waiter.reply, Ok(None), entry.index));
-                        }
+                let effect = apply::apply_entry(&mut store, &mut self.cluster, &entry, &mut fired);
+                members_changed |= effect.members_changed;
+                if let Some(change) = effect.conf_change {
+                    self.raw.apply_conf_change(change);
+                    if let Some(waiter) = self.conf_waiters.remove(&change.node_id) {
+                        replies.push((waiter.reply, Ok(None), entry.index));
                     }
-                    EntryKind::Normal if entry.data.is_empty() => {}
-                    EntryKind::Normal => {
-                        let envelope = Envelope::decode(&entry.data).unwrap_or_else(|e| {
-                            panic!(
-                                "committed entry {} (term {}) does not decode: {e}",
-                                entry.index, entry.term
-                            )
-                        });
-                        let outcome = match envelope.payload {
-                            Payload::Command(command) => store.apply_at(
-                                &command,
-                                Some(envelope.proposed_at_unix_nanos),
-                                &mut fired,
-                            ),
-                            Payload::Publish {
-                                member_id,
-                                name,
-                                client_urls,
-                            } => {
-                                if let Some(record) = self.cluster.members.get_mut(&member_id) {
-                                    record.member.name = name.clone();
-                                    record.member.client_urls = client_urls.clone();
-                                    members_changed = true;
-                                    if envelope.proposer == self.node.member_id
-                                        && envelope.request_id == self.publish_request_id
-                                        && self.publish_request_id != 0
-                                    {
-                                        self.published = true;
-                                        self.node.status.write().published = true;
-                                    }
-                                    store.apply(
-                                        &Command::Internal {
-                                            key: format!("/0/members/{member_id:x}/attributes"),
-                                            value: name,
-                                        },
-                                        &mut fired,
-                                    )
-                                } else {
-                                    Ok(None)
-                                }
-                            }
-                            Payload::PeerUrls {
-                                member_id,
-                                peer_urls,
-                            } => {
-                                if let Some(record) = self
-                                    .cluster
-                                    .members
-                                    .get_mut(&member_id)
-                                    .filter(|r| !r.removed)
-                                {
-                                    record.member.peer_urls = peer_urls.clone();
-                                    members_changed = true;
-                                    store.apply(
-                                        &Command::Internal {
-                                            key: format!("/0/members/{member_id:x}/raftAttributes"),
-                                            value: peer_urls.join(","),
-                                        },
-                                        &mut fired,
-                                    )
-                                } else {
-                                    self.cluster.pending_peer_urls.insert(member_id, peer_urls);
-                                    Ok(None)
-                                }
-                            }
-                            Payload::ClusterVersion { version } => {
-                                if self.cluster.cluster_version.is_empty() {
-                                    self.cluster.cluster_version = version.clone();
-                                    store.apply(
-                                        &Command::Internal {
-                                            key: "/0/version".into(),
-                                            value: version,
-                                        },
-                                        &mut fired,
-                                    )
-                                } else {
-                                    Ok(None)
-                                }
-                            }
-                        };
-                        if envelope.proposer == self.node.member_id {
-                            if let Some(waiter) = self.waiters.remove(&envelope.request_id) {
-                                replies.push((waiter.reply, outcome, entry.index));
-                            }
+                }
+                if let Some((member, request_id)) = effect.published {
+                    if member == self.node.member_id
+                        && request_id == self.publish_request_id
+                        && self.publish_request_id != 0
+                    {
+                        self.published = true;
+                        self.node.status.write().published = true;
+                    }
+                }
+                if let Some((proposer, request_id, outcome)) = effect.answer {
+                    if proposer == self.node.member_id {
+                        if let Some(waiter) = self.waiters.remove(&request_id) {
+                            replies.push((waiter.reply, outcome, entry.index));
                         }
                     }
                 }
