@@ -38,6 +38,9 @@ const MAX_REQUESTS_PER_TURN: usize = 4096;
 /// How long a member waits before proposing its attributes again if they did not apply.
 const PUBLISH_RETRY: Duration = Duration::from_secs(2);
 
+/// The store's answer to one applied command.
+type StoreOutcome = Result<Option<crate::store::Event>, crate::store::V2Error>;
+
 struct Waiter {
     reply: Sender<Applied>,
     deadline: Instant,
@@ -605,11 +608,7 @@ impl RaftLoop {
             return;
         }
         let mut fired = Vec::new();
-        let mut replies: Vec<(
-            Sender<Applied>,
-            Result<Option<crate::store::Event>, crate::store::V2Error>,
-            u64,
-        )> = Vec::new();
+        let mut replies: Vec<(Sender<Applied>, StoreOutcome, u64)> = Vec::new();
         let mut members_changed = false;
         {
             let mut store = self.node.store.write();
