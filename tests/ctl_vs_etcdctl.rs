@@ -131,6 +131,147 @@ fn start_server(target: &str) -> Server {
     }
 }
 
+/// URLs a case can refer to: the real server and two scripted fakes.
+struct Urls {
+    server: String,
+    /// A fake etcd whose keys script failures (see [`fake_response`]).
+    fake: String,
+    /// A fake whose only member publishes no client URLs.
+    fake_no_client_urls: String,
+}
+
+/// The scripted reply of the fake server for a request target.
+fn fake_response(target: &str, own_url: &str, publish_client_urls: bool) -> Option<Vec<u8>> {
+    let json = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {}\r\nContent-Type: application/json\r\nX-Etcd-Index: 42\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            status,
+            body.len(),
+            body
+        )
+        .into_bytes()
+    };
+    let path = target.split('?').next().unwrap_or("");
+    let reply = match path {
+        "/v2/members" => {
+            let client_urls = if publish_client_urls {
+                format!("[\"{}\"]", own_url)
+            } else {
+                "[]".to_string()
+            };
+            json(
+                "200 OK",
+                &format!(
+                    "{{\"members\":[{{\"id\":\"abc\",\"name\":\"fake\",\"peerURLs\":\
+                     [\"http://127.0.0.1:1\"],\"clientURLs\":{}}}]}}\n",
+                    client_urls
+                ),
+            )
+        }
+        "/v2/members/leader" => json(
+            "200 OK",
+            "{\"id\":\"abc\",\"name\":\"fake\",\"peerURLs\":[],\"clientURLs\":[]}\n",
+        ),
+        "/health" => json("200 OK", "{\"health\":false}"),
+        "/v2/keys/status500" => json("500 Internal Server Error", "{\"message\":\"x\"}"),
+        "/v2/keys/status502" => json("502 Bad Gateway", ""),
+        "/v2/keys/garbage" => {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 19\r\n\r\n404 page not found\n".to_vec()
+        }
+        "/v2/keys/empty" => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/v2/keys/hang" => return None,
+        "/v2/keys/redirect" => format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}/v2/keys/target\r\n\
+             Content-Length: 0\r\n\r\n",
+            own_url
+        )
+        .into_bytes(),
+        "/v2/keys/target" => json(
+            "200 OK",
+            "{\"action\":\"get\",\"node\":{\"key\":\"/target\",\"value\":\"redirected\",\
+             \"modifiedIndex\":41,\"createdIndex\":40}}\n",
+        ),
+        "/v2/keys/chunked" => {
+            let first = "{\"action\":\"get\",";
+            let second = "\"node\":{\"key\":\"/c\",\"value\":\"ok\"}}\n";
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Etcd-Index: 9\r\n\r\n\
+                 {:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+                first.len(),
+                first,
+                second.len(),
+                second
+            )
+            .into_bytes()
+        }
+        _ => json(
+            "404 Not Found",
+            "{\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/x\",\"index\":42}\n",
+        ),
+    };
+    Some(reply)
+}
+
+/// Starts a scripted fake etcd on a free port (threads live until the test process ends).
+fn start_fake_server(publish_client_urls: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_url = format!("http://{}", listener.local_addr().unwrap());
+    let url = own_url.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let own_url = own_url.clone();
+            thread::spawn(move || serve_fake_connection(stream, &own_url, publish_client_urls));
+        }
+    });
+    url
+}
+
+fn serve_fake_connection(stream: std::net::TcpStream, own_url: &str, publish: bool) {
+    use std::io::BufRead;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let target = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+        match fake_response(&target, own_url, publish) {
+            Some(reply) => {
+                if writer.write_all(&reply).is_err() {
+                    return;
+                }
+            }
+            None => {
+                thread::sleep(Duration::from_secs(3));
+                return;
+            }
+        }
+    }
+}
+
 /// One step of a case. Arguments may use `{P}` (the case's key prefix), `{EP}` (the server's
 /// client URL) and `{I+n}` (the store index at the start of the run plus n).
 #[derive(Clone)]
@@ -504,6 +645,32 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-o", "extended", "get", "{P}/hex"]),
             run(&[ep, "{EP}", "--debug", "set", "--swap-with-index", "-1", "{P}/hex", "w"]),
         ]),
+        ("fake: no published client urls", vec![
+            run(&[ep, "{FAKE_NO_CLIENT_URLS}", "get", "/x"]),
+            run(&[ep, "{FAKE_NO_CLIENT_URLS}", "--debug", "member", "list"]),
+            run(&["--no-sync", ep, "{FAKE_NO_CLIENT_URLS}", "get", "/x"]),
+            run(&[ep, "{FAKE_NO_CLIENT_URLS}", "cluster-health"]),
+        ]),
+        ("fake: server errors and failover", vec![
+            run(&[ep, "{FAKE}", "get", "/status500"]),
+            run(&[ep, "{FAKE}", "mk", "/status500", "v"]),
+            run(&[ep, "{FAKE}", "rm", "/status500"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/status502"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/garbage"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/empty"]),
+        ]),
+        ("fake: redirects, chunked bodies, header timeout", vec![
+            run(&[ep, "{FAKE}", "-o", "extended", "get", "/redirect"]),
+            run(&[ep, "{FAKE}", "--debug", "get", "/redirect"]),
+            run(&[ep, "{FAKE}", "-o", "json", "get", "/chunked"]),
+            run(&["--timeout", "300ms", "--total-timeout", "2s", ep, "{FAKE}", "get", "/hang"]),
+            run(&["--total-timeout", "500ms", ep, "{FAKE}", "get", "/hang"]),
+            run(&[ep, "{FAKE}", "cluster-health"]),
+        ]),
+        ("failover across endpoints", vec![
+            run(&[ep, "http://127.0.0.1:1,{EP}", "set", "{P}/fo", "v"]),
+            run(&["--no-sync", ep, "http://127.0.0.1:1,{EP}", "get", "{P}/fo"]),
+        ]),
         ("extended delete output", vec![
             run(&[ep, "{EP}", "set", "{P}/x", "v"]),
             run(&[ep, "{EP}", "-o", "extended", "rm", "{P}/x"]),
@@ -514,8 +681,12 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
 }
 
 /// Replaces `{P}`, `{EP}` and `{I+n}` in an argument.
-fn expand(text: &str, prefix: &str, endpoint: &str, base_index: u64) -> String {
-    let mut text = text.replace("{P}", prefix).replace("{EP}", endpoint);
+fn expand(text: &str, prefix: &str, urls: &Urls, base_index: u64) -> String {
+    let mut text = text
+        .replace("{P}", prefix)
+        .replace("{EP}", &urls.server)
+        .replace("{FAKE}", &urls.fake)
+        .replace("{FAKE_NO_CLIENT_URLS}", &urls.fake_no_client_urls);
     while let Some(start) = text.find("{I+") {
         let end = start + text[start..].find('}').expect("closing brace");
         let offset: u64 = text[start + 3..end].parse().expect("index offset");
@@ -697,7 +868,8 @@ fn command_for(binary: &str, args: &[String], env: &[(String, String)]) -> Comma
 }
 
 /// Runs one case with one client binary; returns the normalised transcript.
-fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> String {
+fn run_case(binary: &str, steps: &[Step], prefix: &str, urls: &Urls) -> String {
+    let endpoint = urls.server.as_str();
     let _ = http_request(
         "DELETE",
         &format!("{}?recursive=true", key_url(endpoint, prefix)),
@@ -715,13 +887,11 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
                 sort_stdout,
             } => {
                 let templates = args.clone();
-                let args: Vec<String> = args
-                    .iter()
-                    .map(|a| expand(a, prefix, endpoint, base))
-                    .collect();
+                let args: Vec<String> =
+                    args.iter().map(|a| expand(a, prefix, urls, base)).collect();
                 let env: Vec<(String, String)> = env
                     .iter()
-                    .map(|(k, v)| (k.to_string(), expand(v, prefix, endpoint, base)))
+                    .map(|(k, v)| (k.to_string(), expand(v, prefix, urls, base)))
                     .collect();
                 let mut child = command_for(binary, &args, &env)
                     .spawn()
@@ -739,7 +909,7 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
             Step::Spawn { args: templates } => {
                 let args: Vec<String> = templates
                     .iter()
-                    .map(|a| expand(a, prefix, endpoint, base))
+                    .map(|a| expand(a, prefix, urls, base))
                     .collect();
                 let mut child = command_for(binary, &args, &[])
                     .spawn()
@@ -748,12 +918,12 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
                 background = Some((child, templates.clone()));
             }
             Step::Put { key, value } => {
-                let key = expand(key, prefix, endpoint, base);
+                let key = expand(key, prefix, urls, base);
                 let form = [("value", value.to_string())];
                 http_request("PUT", &key_url(endpoint, &key), Some(&form)).expect("PUT");
             }
             Step::PutDir { key } => {
-                let key = expand(key, prefix, endpoint, base);
+                let key = expand(key, prefix, urls, base);
                 http_request(
                     "PUT",
                     &format!("{}?dir=true", key_url(endpoint, &key)),
@@ -791,6 +961,11 @@ fn raftkvctl_matches_etcdctl() {
         return;
     }
     let server = start_server(&target);
+    let urls = Urls {
+        server: server.client_url.clone(),
+        fake: start_fake_server(true),
+        fake_no_client_urls: start_fake_server(false),
+    };
     let raftkvctl = env!("CARGO_BIN_EXE_raftkvctl");
     let all_cases = cases();
     assert!(
@@ -804,8 +979,8 @@ fn raftkvctl_matches_etcdctl() {
             continue;
         }
         let prefix = format!("/ctl{}", number);
-        let expected = run_case(ETCDCTL, steps, &prefix, &server.client_url);
-        let found = run_case(raftkvctl, steps, &prefix, &server.client_url);
+        let expected = run_case(ETCDCTL, steps, &prefix, &urls);
+        let found = run_case(raftkvctl, steps, &prefix, &urls);
         if expected != found {
             failures.push(format!(
                 "=== case {} ({}) differs\n--- etcdctl:\n{}--- raftkvctl:\n{}",
@@ -832,5 +1007,10 @@ fn normalisation_makes_indexes_relative() {
         "Error:  100: Key not found (/a) [#2]\nIndex: #1\n{\"createdIndex\":#0,\
          \"expiration\":\"<expiration>\"}\n/q/<inorder#2>\n"
     );
-    assert_eq!(expand("--x={I+2} {P}", "/p", "e", 5), "--x=7 /p");
+    let urls = Urls {
+        server: "e".into(),
+        fake: "f".into(),
+        fake_no_client_urls: "g".into(),
+    };
+    assert_eq!(expand("--x={I+2} {P} {FAKE}", "/p", &urls, 5), "--x=7 /p f");
 }
