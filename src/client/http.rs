@@ -1323,6 +1323,56 @@ mod tests {
     }
 
     #[test]
+    fn streaming_body_yields_each_event_before_the_stream_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/v2/keys/w",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let (go_on, wait_for_go) = std::sync::mpsc::channel::<()>();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let mut writer = stream;
+            writer
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"e\":1}\n\r\n",
+                )
+                .unwrap();
+            // The second event is only sent once the client has read the first one.
+            wait_for_go.recv().unwrap();
+            writer
+                .write_all(b"4\r\n{\"e\"\r\n4\r\n:2}\n\r\n0\r\n\r\n")
+                .unwrap();
+        });
+        let mut client = HttpClient::new(None);
+        let deadline = Some(Instant::now() + Duration::from_secs(10));
+        let deadlines = Deadlines {
+            headers: deadline,
+            body: deadline,
+        };
+        let mut stream = client.open(&get(&url), deadlines).unwrap();
+        assert_eq!(stream.status, 200);
+        assert_eq!(stream.next_line().unwrap().unwrap(), b"{\"e\":1}\n");
+        go_on.send(()).unwrap();
+        assert_eq!(stream.next_line().unwrap().unwrap(), b"{\"e\":2}\n");
+        assert_eq!(stream.next_line().unwrap(), None);
+        let rest = stream.finish(&mut client, deadline).unwrap();
+        assert!(rest.body.is_empty());
+        server.join().unwrap();
+        assert_eq!(
+            client.idle.len(),
+            1,
+            "a fully read chunked body leaves a reusable connection"
+        );
+    }
+
+    #[test]
     fn redirects_are_followed() {
         let (url, server) = serve(vec![
             b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /y\r\nContent-Length: 0\r\n\r\n"
