@@ -52,7 +52,7 @@ pub enum HttpError {
     MalformedStatusLine { found: String },
     /// A header line has no colon or is not valid text.
     MalformedHeader { found: String },
-    /// A line was longer than [`MAX_LINE_BYTES`] or there were too many headers.
+    /// A line was longer than 64 KiB, or there were too many headers.
     TooLarge { what: &'static str, limit: u64 },
     /// A chunk-size line is not a hexadecimal number that fits in 64 bits.
     BadChunkSize { found: String },

@@ -6,7 +6,7 @@
 //! - [`keys`]: the `/v2/keys` requests exactly as etcdctl puts them on the wire, decoding of
 //!   responses and of the v2 error JSON, and the endpoint list with failover and sync.
 //! - [`members`]: `/v2/members` list/leader/add/remove/update.
-//! - [`format`]: etcdctl's `simple`, `extended` and `json` output, byte for byte.
+//! - [`mod@format`]: etcdctl's `simple`, `extended` and `json` output, byte for byte.
 //! - [`args`]: etcdctl's command-line grammar (Go `flag` package plus urfave/cli reordering).
 
 pub mod args;
