@@ -9,6 +9,8 @@
 //! the output of unsorted listings is sorted.
 //!
 //! Skips with a printed `skipped: etcd not found` when etcd or etcdctl is missing.
+//! `RAFTKV_CTL_CASE=<substring>` runs only matching cases; `RAFTKV_CTL_SHOW=1` prints every
+//! raftkvctl transcript (run with `--nocapture`).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -87,11 +89,10 @@ fn start_server(target: &str) -> Server {
     let mut command = if target == "raftkv" {
         Command::new(env!("CARGO_BIN_EXE_raftkv"))
     } else {
-        let mut etcd = Command::new(ETCD);
-        etcd.arg("--enable-v2");
-        etcd
+        Command::new(ETCD)
     };
     command
+        .arg("--enable-v2")
         .arg("--name")
         .arg("n1")
         .arg("--data-dir")
@@ -169,6 +170,10 @@ fn fake_response(target: &str, own_url: &str, publish_client_urls: bool) -> Opti
                 ),
             )
         }
+        "/v2/members/leader" if !publish_client_urls => json(
+            "503 Service Unavailable",
+            "{\"message\":\"During election\"}",
+        ),
         "/v2/members/leader" => json(
             "200 OK",
             "{\"id\":\"abc\",\"name\":\"fake\",\"peerURLs\":[],\"clientURLs\":[]}\n",
@@ -548,6 +553,12 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             Sleep { millis: 400 },
             Interrupt,
         ]),
+        ("exec-watch with a missing program", vec![
+            spawn(&[ep, "{EP}", "exec-watch", "-r", "{P}/ew", "--", "no-such-program-xyz"]),
+            Sleep { millis: 400 },
+            Put { key: "{P}/ew/k", value: "v" },
+            Join,
+        ]),
         ("exec-watch argument errors", vec![
             run(&[ep, "{EP}", "exec-watch", "{P}/ew"]),
             run(&[ep, "{EP}", "exec-watch"]),
@@ -654,6 +665,7 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{FAKE_NO_CLIENT_URLS}", "get", "/x"]),
             run(&[ep, "{FAKE_NO_CLIENT_URLS}", "--debug", "member", "list"]),
             run(&["--no-sync", ep, "{FAKE_NO_CLIENT_URLS}", "get", "/x"]),
+            run(&["--no-sync", ep, "{FAKE_NO_CLIENT_URLS}", "member", "list"]),
             run(&[ep, "{FAKE_NO_CLIENT_URLS}", "cluster-health"]),
         ]),
         ("fake: server errors and failover", vec![
@@ -1012,6 +1024,9 @@ fn raftkvctl_matches_etcdctl() {
         let prefix = format!("/ctl{}", number);
         let expected = run_case(ETCDCTL, steps, &prefix, &urls);
         let found = run_case(raftkvctl, steps, &prefix, &urls);
+        if std::env::var("RAFTKV_CTL_SHOW").is_ok() {
+            println!("=== case {} ({})\n{}", number, name, found);
+        }
         if expected != found {
             failures.push(format!(
                 "=== case {} ({}) differs\n--- etcdctl:\n{}--- raftkvctl:\n{}",

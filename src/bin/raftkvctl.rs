@@ -1183,7 +1183,10 @@ fn run_member(globals: Parsed, args: &[String]) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let mut global_specs = GLOBAL_FLAGS.to_vec();
     global_specs.push(FlagSpec {
         names: &["version", "v"],

@@ -985,6 +985,37 @@ impl HttpClient {
     }
 }
 
+/// Decodes a complete response held in memory (the answer to a request with `method`).
+/// Used by tests and fuzzing; never panics on any bytes.
+pub fn decode_response_bytes(method: &str, bytes: &[u8]) -> Result<Response, HttpError> {
+    let mut reader = io::Cursor::new(bytes);
+    let as_http = |error: io::Error| -> HttpError {
+        if let Some(inner) = error.get_ref().and_then(|e| e.downcast_ref::<HttpError>()) {
+            return inner.clone();
+        }
+        match error.kind() {
+            io::ErrorKind::UnexpectedEof => HttpError::UnexpectedEof {
+                expected: "response",
+            },
+            _ => HttpError::Io {
+                addr: "memory".to_string(),
+                reason: error.to_string(),
+            },
+        }
+    };
+    let (status, reason, headers) = read_head(&mut reader).map_err(as_http)?;
+    let framing = framing_for(method, status, &headers)?;
+    let body = BodyReader::new(reader, framing, false)
+        .read_to_end()
+        .map_err(as_http)?;
+    Ok(Response {
+        status,
+        reason,
+        headers,
+        body,
+    })
+}
+
 fn encode_request_head(request: &Request, authority: &str) -> Vec<u8> {
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: raftkvctl\r\n",
@@ -1202,6 +1233,63 @@ mod tests {
             });
             assert!(result.is_ok(), "case {} panicked on {:?}", case, data);
         }
+    }
+
+    #[test]
+    fn response_decoder_never_panics_on_arbitrary_bytes() {
+        let pieces: [&[u8]; 14] = [
+            b"HTTP/1.1 ",
+            b"200 OK",
+            b"\r\n",
+            b"Content-Length: ",
+            b"Transfer-Encoding: chunked",
+            b"5",
+            b"ff",
+            b":",
+            b"abc",
+            b"\n",
+            b"0\r\n\r\n",
+            b"HTTP/1.0 100 Continue\r\n\r\n",
+            b"\xff\xfe",
+            b"-1",
+        ];
+        let seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut state = seed;
+        for case in 0..5000 {
+            let mut data = Vec::new();
+            for _ in 0..(state % 12) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                data.extend_from_slice(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            let result = std::panic::catch_unwind(|| decode_response_bytes("GET", &data));
+            assert!(
+                result.is_ok(),
+                "seed {:#x} case {} panicked on {:?}",
+                seed,
+                case,
+                data
+            );
+        }
+        let ok = decode_response_bytes(
+            "GET",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        )
+        .unwrap();
+        assert_eq!((ok.status, ok.body.as_slice()), (201, &b"ok"[..]));
+        assert_eq!(
+            decode_response_bytes("GET", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
+            Err(HttpError::BadContentLength { found: "x".into() })
+        );
+        assert_eq!(
+            decode_response_bytes("GET", b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n"),
+            Err(HttpError::MalformedHeader {
+                found: "bad header".into()
+            })
+        );
+        let head = decode_response_bytes("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+        assert_eq!(head.unwrap().body, b"");
     }
 
     #[test]
