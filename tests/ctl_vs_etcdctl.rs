@@ -303,6 +303,10 @@ enum Step {
         key: &'static str,
         count: u32,
     },
+    /// Disable v2 auth over HTTP as root (cleanup that runs even if a step failed).
+    DisableAuth {
+        root_password: &'static str,
+    },
     /// Create a directory over HTTP.
     PutDir {
         key: &'static str,
@@ -692,6 +696,37 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             PutMany { key: "{P}/many", count: 1001 },
             run(&[ep, "{EP}", "watch", "--after-index", "1", "{P}/many"]),
         ]),
+        ("auth: users, roles, enable and disable", vec![
+            run(&[ep, "{EP}", "user", "add", "root:rootpw"]),
+            run(&[ep, "{EP}", "role", "add", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "add", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "grant", "--path", "/ctlauth/*", "--readwrite", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "grant", "--path", "/ctlauth/*", "--rw", "ctlrole"]),
+            run(&[ep, "{EP}", "--debug", "role", "revoke", "--path", "/ctlauth/*", "--write", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "get", "ctlrole"]),
+            run(&[ep, "{EP}", "--debug", "user", "add", "alice:pw"]),
+            run(&[ep, "{EP}", "user", "grant", "--roles", "ctlrole", "--roles", "nosuchrole", "alice"]),
+            run(&[ep, "{EP}", "user", "grant", "--roles", "ctlrole", "alice"]),
+            run(&[ep, "{EP}", "user", "get", "alice"]),
+            run(&[ep, "{EP}", "user", "revoke", "--roles", "ctlrole", "alice"]),
+            run(&[ep, "{EP}", "user", "get", "alice"]),
+            run_stdin(&[ep, "{EP}", "user", "passwd", "alice"], "newpw\n"),
+            run(&[ep, "{EP}", "user", "list"]),
+            run(&[ep, "{EP}", "auth", "enable"]),
+            run(&[ep, "{EP}", "auth", "enable"]),
+            run(&[ep, "{EP}", "role", "list"]),
+            run(&[ep, "{EP}", "-u", "root:wrong", "get", "{P}/x"]),
+            run(&[ep, "{EP}", "-u", "root:rootpw", "set", "{P}/x", "v"]),
+            run_stdin(&[ep, "{EP}", "-u", "root", "get", "{P}/x"], "rootpw\n"),
+            run(&[ep, "{EP}", "-u", "alice:newpw", "get", "{P}/x"]),
+            run(&[ep, "{EP}", "auth", "disable"]),
+            run(&[ep, "{EP}", "-u", "root:rootpw", "auth", "disable"]),
+            DisableAuth { root_password: "rootpw" },
+            run(&[ep, "{EP}", "user", "remove", "alice"]),
+            run(&[ep, "{EP}", "user", "remove", "alice"]),
+            run(&[ep, "{EP}", "role", "remove", "ctlrole"]),
+            run(&[ep, "{EP}", "user", "remove", "root"]),
+        ]),
         ("extended delete output", vec![
             run(&[ep, "{EP}", "set", "{P}/x", "v"]),
             run(&[ep, "{EP}", "-o", "extended", "rm", "{P}/x"]),
@@ -729,6 +764,8 @@ fn relativize_after(text: &str, marker: &str, base: u64) -> String {
         let digits = &rest[digits_start..digits_start + digits_len];
         match digits.parse::<u64>() {
             // Huge values are wrapped negative flags, not indexes: keep them.
+            // 0 is "no index" (validation and auth errors, the root), never relative.
+            Ok(0) => out.push('0'),
             Ok(value) if value < 1 << 40 => {
                 out.push_str(&format!("#{}", value as i64 - base as i64))
             }
@@ -973,6 +1010,31 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, urls: &Urls) -> String {
                     None,
                 )
                 .expect("PUT dir");
+            }
+            Step::DisableAuth { root_password } => {
+                let mut client = HttpClient::new(Some(Duration::from_secs(2)));
+                let request = Request {
+                    method: "DELETE".into(),
+                    url: Url::parse(&format!("{}/v2/auth/enable", endpoint)).unwrap(),
+                    headers: vec![(
+                        "Authorization".into(),
+                        format!(
+                            "Basic {}",
+                            raftkv::client::keys::base64(
+                                format!("root:{}", root_password).as_bytes()
+                            )
+                        ),
+                    )],
+                    body: None,
+                };
+                let deadline = Some(Instant::now() + Duration::from_secs(5));
+                let _ = client.send(
+                    &request,
+                    Deadlines {
+                        headers: deadline,
+                        body: deadline,
+                    },
+                );
             }
             Step::Sleep { millis } => thread::sleep(Duration::from_millis(*millis)),
             Step::Join => {

@@ -6,10 +6,11 @@
 //! command failure, 2 cannot reach the cluster during the initial sync, 3 unknown command,
 //! 4 server-side key error, 5 cluster not healthy.
 //!
-//! Not implemented: `backup`, `user`, `role`, `auth`, TLS and DNS SRV discovery; these report
-//! that they are unsupported and exit 1.
+//! Not implemented: `backup`, TLS and DNS SRV discovery; these report that they are
+//! unsupported and exit 1.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,9 @@ use raftkv::client::args::{
 };
 use raftkv::client::format::{ls_lines, print_response_key, Printed};
 use raftkv::client::http::{Deadlines, HttpClient, Request, Url};
+use raftkv::client::keys::canonical_url_path;
 use raftkv::client::keys::{go_quote, Action, ClientConfig, ClientError, ClusterClient};
-use raftkv::client::members;
+use raftkv::client::{auth, members};
 
 const VERSION: &str = "3.4.23";
 const EXIT_BAD_ARGS: i32 = 1;
@@ -301,13 +303,6 @@ const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-const GROUPS: &[(&str, &str)] = &[
-    ("member", "member add, remove and list subcommands"),
-    ("user", "user add, grant and revoke subcommands"),
-    ("role", "role add, grant and revoke subcommands"),
-    ("auth", "overall auth controls"),
-];
-
 const MEMBER_COMMANDS: &[CommandSpec] = &[
     command("list", "enumerate existing cluster members", " ", &[]),
     command(
@@ -328,6 +323,102 @@ const MEMBER_COMMANDS: &[CommandSpec] = &[
         "<memberID> <peerURLs>",
         &[],
     ),
+];
+
+const ROLES: FlagSpec = flag(
+    &["roles"],
+    FlagKind::TextList,
+    "List of roles to grant or revoke",
+    "",
+);
+
+const USER_COMMANDS: &[CommandSpec] = &[
+    command("add", "add a new user for the etcd cluster", "<user>", &[]),
+    command("get", "get details for a user", "<user>", &[]),
+    command("list", "list all current users", "<user>", &[]),
+    command(
+        "remove",
+        "remove a user for the etcd cluster",
+        "<user>",
+        &[],
+    ),
+    command("grant", "grant roles to an etcd user", "<user>", &[ROLES]),
+    command(
+        "revoke",
+        "revoke roles for an etcd user",
+        "<user>",
+        &[ROLES],
+    ),
+    command("passwd", "change password for a user", "<user>", &[]),
+];
+
+const ROLE_COMMANDS: &[CommandSpec] = &[
+    command("add", "add a new role for the etcd cluster", "<role> ", &[]),
+    command("get", "get details for a role", "<role>", &[]),
+    command("list", "list all roles", " ", &[]),
+    command(
+        "remove",
+        "remove a role from the etcd cluster",
+        "<role>",
+        &[],
+    ),
+    command(
+        "grant",
+        "grant path matches to an etcd role",
+        "<role>",
+        &[
+            flag(&["path"], S, "Path granted for the role to access", ""),
+            flag(&["read"], B, "Grant read-only access", ""),
+            flag(&["write"], B, "Grant write-only access", ""),
+            flag(&["readwrite", "rw"], B, "Grant read-write access", ""),
+        ],
+    ),
+    command(
+        "revoke",
+        "revoke path matches for an etcd role",
+        "<role>",
+        &[
+            flag(&["path"], S, "Path revoked for the role to access", ""),
+            flag(&["read"], B, "Revoke read access", ""),
+            flag(&["write"], B, "Revoke write access", ""),
+            flag(&["readwrite", "rw"], B, "Revoke read-write access", ""),
+        ],
+    ),
+];
+
+const AUTH_COMMANDS: &[CommandSpec] = &[
+    command("enable", "enable auth access controls", " ", &[]),
+    command("disable", "disable auth access controls", " ", &[]),
+];
+
+/// A command with sub-commands (`member`, `user`, `role`, `auth`).
+struct Group {
+    name: &'static str,
+    usage: &'static str,
+    commands: &'static [CommandSpec],
+}
+
+const GROUPS: &[Group] = &[
+    Group {
+        name: "member",
+        usage: "member add, remove and list subcommands",
+        commands: MEMBER_COMMANDS,
+    },
+    Group {
+        name: "user",
+        usage: "user add, grant and revoke subcommands",
+        commands: USER_COMMANDS,
+    },
+    Group {
+        name: "role",
+        usage: "role add, grant and revoke subcommands",
+        commands: ROLE_COMMANDS,
+    },
+    Group {
+        name: "auth",
+        usage: "overall auth controls",
+        commands: AUTH_COMMANDS,
+    },
 ];
 
 /// Flushes stdout and exits.
@@ -357,7 +448,7 @@ fn app_help() -> String {
         .iter()
         .map(|c| (c.name, c.usage))
         .collect();
-    commands.extend_from_slice(GROUPS);
+    commands.extend(GROUPS.iter().map(|g| (g.name, g.usage)));
     commands.push((
         "help, h",
         "Shows a list of commands or help for one command",
@@ -373,12 +464,15 @@ fn app_help() -> String {
     )
 }
 
-fn member_help() -> String {
-    let commands: Vec<(&str, &str)> = MEMBER_COMMANDS.iter().map(|c| (c.name, c.usage)).collect();
+fn group_screen(group: &Group) -> String {
+    let commands: Vec<(&str, &str)> = group.commands.iter().map(|c| (c.name, c.usage)).collect();
     group_help(
-        "etcdctl member",
-        "member add, remove and list subcommands",
-        "etcdctl member command [command options] [arguments...]",
+        &format!("etcdctl {}", group.name),
+        group.usage,
+        &format!(
+            "etcdctl {} command [command options] [arguments...]",
+            group.name
+        ),
         None,
         &commands,
         &[],
@@ -459,12 +553,7 @@ impl Ctl {
             })?;
         match flag.split_once(':') {
             Some((user, password)) => Some((user.to_string(), password.to_string())),
-            None => {
-                err("Password: ");
-                let mut line = String::new();
-                let _ = std::io::stdin().read_line(&mut line);
-                Some((flag, line.trim_end_matches(['\r', '\n']).to_string()))
-            }
+            None => Some((flag.clone(), ask_password("Password: "))),
         }
     }
 
@@ -1153,33 +1242,267 @@ fn unsupported(name: &str) -> ! {
     exit(EXIT_BAD_ARGS)
 }
 
-fn run_member(globals: Parsed, args: &[String]) {
+fn run_group(group: &Group, globals: Parsed, args: &[String]) {
+    let parent = format!("etcdctl {}", group.name);
     let Some(sub) = args.first() else {
-        out(&member_help());
+        out(&group_screen(group));
         exit(0);
     };
     if sub == "help" || sub == "h" || sub == "-h" || sub == "--help" {
         match args
             .get(1)
-            .and_then(|n| MEMBER_COMMANDS.iter().find(|c| c.name == n))
+            .and_then(|n| group.commands.iter().find(|c| c.name == n))
         {
-            Some(spec) => out(&command_help("etcdctl member", spec)),
-            None => out(&member_help()),
+            Some(spec) => out(&command_help(&parent, spec)),
+            None => out(&group_screen(group)),
         }
         exit(0);
     }
-    let Some(spec) = MEMBER_COMMANDS.iter().find(|c| c.name == sub) else {
+    let Some(spec) = group.commands.iter().find(|c| c.name == sub) else {
         err(&format!("No help topic for '{}'\n", sub));
         exit(3);
     };
-    let command = parse_command("etcdctl member", spec, &args[1..]);
+    let command = parse_command(&parent, spec, &args[1..]);
     let ctl = Ctl { globals, command };
-    match spec.name {
-        "list" => cmd_member_list(&ctl),
-        "add" => cmd_member_add(&ctl),
-        "remove" => cmd_member_remove(&ctl),
-        _ => cmd_member_update(&ctl),
+    match (group.name, spec.name) {
+        ("member", "list") => cmd_member_list(&ctl),
+        ("member", "add") => cmd_member_add(&ctl),
+        ("member", "remove") => cmd_member_remove(&ctl),
+        ("member", _) => cmd_member_update(&ctl),
+        ("auth", name) => cmd_auth_enable(&ctl, name == "enable"),
+        ("user", "list") => cmd_user_list(&ctl),
+        ("user", "add") => cmd_user_add(&ctl),
+        ("user", "remove") => cmd_user_remove(&ctl),
+        ("user", "get") => cmd_user_get(&ctl),
+        ("user", "passwd") => cmd_user_passwd(&ctl),
+        ("user", name) => cmd_user_grant(&ctl, name == "grant"),
+        ("role", "list") => cmd_role_list(&ctl),
+        ("role", "add") => cmd_role_add(&ctl),
+        ("role", "remove") => cmd_role_remove(&ctl),
+        ("role", "get") => cmd_role_get(&ctl),
+        ("role", name) => cmd_role_grant(&ctl, name == "grant"),
+        _ => unsupported(group.name),
     }
+}
+
+/// etcdctl's password prompt (speakeasy): prompt on stdout, `stty -echo` on the terminal,
+/// one line from stdin (trimmed), `stty echo`, then a newline on stdout.
+fn ask_password(prompt: &str) -> String {
+    out(prompt);
+    let _ = Command::new("/bin/stty").arg0("stty").arg("-echo").status();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut stdin = std::io::stdin().lock();
+    while let Ok(1) = stdin.read(&mut byte) {
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    let _ = Command::new("/bin/stty").arg0("stty").arg("echo").status();
+    out("\n");
+    String::from_utf8_lossy(&line).trim().to_string()
+}
+
+/// Prints `message` (plus a newline) on stderr and exits 1: how auth commands fail.
+fn auth_fail(message: &dyn std::fmt::Display) -> ! {
+    err(&format!("{}\n", message));
+    exit(EXIT_BAD_ARGS)
+}
+
+impl Ctl {
+    /// `mustNewAuthAPI` and friends: a synced client, and the endpoints line again.
+    fn auth_client(&self) -> ClusterClient {
+        let client = self.client();
+        if self.debug() {
+            err(&format!(
+                "Cluster-Endpoints: {}\n",
+                client.endpoints().join(", ")
+            ));
+        }
+        client
+    }
+
+    fn no_arguments(&self) {
+        if !self.args().is_empty() {
+            auth_fail(&"No arguments accepted");
+        }
+    }
+
+    fn single_name(&self, what: &str) -> String {
+        if self.args().len() != 1 {
+            auth_fail(&format!("Please provide a {}", what));
+        }
+        self.args()[0].clone()
+    }
+}
+
+fn cmd_auth_enable(ctl: &Ctl, enable: bool) {
+    ctl.no_arguments();
+    let mut client = ctl.auth_client();
+    if let Err(error) = auth::set_enabled(&mut client, enable, ctl.total_deadline()) {
+        auth_fail(&error);
+    }
+    out(if enable {
+        "Authentication Enabled\n"
+    } else {
+        "Authentication Disabled\n"
+    });
+}
+
+fn cmd_user_list(ctl: &Ctl) {
+    ctl.no_arguments();
+    let mut client = ctl.auth_client();
+    let users =
+        auth::list_users(&mut client, ctl.total_deadline()).unwrap_or_else(|e| auth_fail(&e));
+    out(&users.iter().map(|u| format!("{}\n", u)).collect::<String>());
+}
+
+fn cmd_user_add(ctl: &Ctl) {
+    let argument = ctl.single_name("username");
+    let mut client = ctl.auth_client();
+    let deadline = ctl.total_deadline();
+    let (user, password) = match argument.split_once(':') {
+        Some((user, password)) => (user.to_string(), password.to_string()),
+        None => (argument.clone(), ask_password("New password: ")),
+    };
+    if let Err(error) = auth::add_user(&mut client, &user, &password, deadline) {
+        auth_fail(&error);
+    }
+    out(&format!("User {} created\n", user));
+}
+
+fn cmd_user_remove(ctl: &Ctl) {
+    let user = ctl.single_name("username");
+    let mut client = ctl.auth_client();
+    if let Err(error) = auth::remove_user(&mut client, &user, ctl.total_deadline()) {
+        auth_fail(&error);
+    }
+    out(&format!("User {} removed\n", user));
+}
+
+fn cmd_user_get(ctl: &Ctl) {
+    let name = ctl.single_name("username");
+    let mut client = ctl.auth_client();
+    let user =
+        auth::get_user(&mut client, &name, ctl.total_deadline()).unwrap_or_else(|e| auth_fail(&e));
+    out(&format!(
+        "User: {}\nRoles: {}\n",
+        user.user,
+        user.roles.join(" ")
+    ));
+}
+
+fn cmd_user_passwd(ctl: &Ctl) {
+    let user = ctl.single_name("username");
+    let mut client = ctl.auth_client();
+    let deadline = ctl.total_deadline();
+    let password = ask_password("New password: ");
+    if let Err(error) = auth::change_password(&mut client, &user, &password, deadline) {
+        auth_fail(&error);
+    }
+    out("Password updated\n");
+}
+
+fn cmd_user_grant(ctl: &Ctl, grant: bool) {
+    let roles = ctl.command.list("roles");
+    if roles.is_empty() {
+        auth_fail(&"No roles specified; please use `--roles`");
+    }
+    let deadline = ctl.total_deadline();
+    let user = ctl.single_name("username");
+    let mut client = ctl.auth_client();
+    if let Err(error) = auth::grant_or_revoke_user(&mut client, &user, &roles, grant, deadline) {
+        auth_fail(&error);
+    }
+    out(&format!("User {} updated\n", user));
+}
+
+fn cmd_role_list(ctl: &Ctl) {
+    ctl.no_arguments();
+    let mut client = ctl.auth_client();
+    let roles =
+        auth::list_roles(&mut client, ctl.total_deadline()).unwrap_or_else(|e| auth_fail(&e));
+    out(&roles.iter().map(|r| format!("{}\n", r)).collect::<String>());
+}
+
+fn cmd_role_add(ctl: &Ctl) {
+    let role = ctl.single_name("role name");
+    let mut client = ctl.auth_client();
+    let deadline = ctl.total_deadline();
+    if auth::get_role(&mut client, &role, deadline).is_ok() {
+        auth_fail(&format!("Role {} already exists", role));
+    }
+    if let Err(error) = auth::add_role(&mut client, &role, deadline) {
+        auth_fail(&error);
+    }
+    out(&format!("Role {} created\n", role));
+}
+
+fn cmd_role_remove(ctl: &Ctl) {
+    let role = ctl.single_name("role name");
+    let mut client = ctl.auth_client();
+    if let Err(error) = auth::remove_role(&mut client, &role, ctl.total_deadline()) {
+        auth_fail(&error);
+    }
+    out(&format!("Role {} removed\n", role));
+}
+
+fn cmd_role_get(ctl: &Ctl) {
+    let name = ctl.single_name("role name");
+    let mut client = ctl.auth_client();
+    let role =
+        auth::get_role(&mut client, &name, ctl.total_deadline()).unwrap_or_else(|e| auth_fail(&e));
+    let mut text = format!("Role: {}\nKV Read:\n", role.role);
+    for path in role.permissions.kv.read.iter().flatten() {
+        text.push_str(&format!("\t{}\n", path));
+    }
+    text.push_str("KV Write:\n");
+    for path in role.permissions.kv.write.iter().flatten() {
+        text.push_str(&format!("\t{}\n", path));
+    }
+    out(&text);
+}
+
+fn cmd_role_grant(ctl: &Ctl, grant: bool) {
+    let path = ctl.command.text("path").unwrap_or("").to_string();
+    if path.is_empty() {
+        auth_fail(&"No path specified; please use `--path`");
+    }
+    let canonical = canonical_url_path(&path);
+    if canonical != path {
+        auth_fail(&format!(
+            "Not canonical path; please use `--path={}`",
+            canonical
+        ));
+    }
+    let chosen = [
+        (ctl.command.bool("read"), auth::Permission::Read),
+        (ctl.command.bool("write"), auth::Permission::Write),
+        (ctl.command.bool("readwrite"), auth::Permission::ReadWrite),
+    ];
+    let set: Vec<auth::Permission> = chosen
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, p)| *p)
+        .collect();
+    if set.len() != 1 {
+        auth_fail(&"Please specify exactly one of --read, --write or --readwrite");
+    }
+    let role = ctl.single_name("role name");
+    let mut client = ctl.auth_client();
+    let deadline = ctl.total_deadline();
+    let current = auth::get_role(&mut client, &role, deadline).unwrap_or_else(|e| auth_fail(&e));
+    let updated = auth::grant_or_revoke_role(&mut client, &role, &[path], set[0], grant, deadline)
+        .unwrap_or_else(|e| auth_fail(&e));
+    if updated == current {
+        out(if grant {
+            "Role unchanged; already granted"
+        } else {
+            "Role unchanged; already revoked"
+        });
+    }
+    out(&format!("Role {} updated\n", role));
 }
 
 fn main() {
@@ -1219,12 +1542,12 @@ fn main() {
         match rest.get(1) {
             Some(topic) => match COMMANDS.iter().find(|c| c.name == topic) {
                 Some(spec) => out(&command_help("etcdctl", spec)),
-                None => match GROUPS.iter().find(|(group, _)| group == topic) {
-                    Some((group, usage)) => out(&command_help(
+                None => match GROUPS.iter().find(|g| g.name == topic) {
+                    Some(group) => out(&command_help(
                         "etcdctl",
                         &CommandSpec {
-                            name: group,
-                            usage,
+                            name: group.name,
+                            usage: group.usage,
                             args_usage: "",
                             description: "",
                             flags: &[],
@@ -1240,12 +1563,9 @@ fn main() {
         }
         exit(0);
     }
-    if name == "member" {
-        run_member(globals, &rest[1..]);
+    if let Some(group) = GROUPS.iter().find(|g| g.name == name) {
+        run_group(group, globals, &rest[1..]);
         exit(0);
-    }
-    if matches!(name.as_str(), "user" | "role" | "auth" | "backup") {
-        unsupported(name);
     }
     let Some(spec) = COMMANDS.iter().find(|c| c.name == name) else {
         err(&format!("No help topic for '{}'\n", name));

@@ -370,6 +370,12 @@ pub enum Action {
     MembersUpdate { id: String, peer_urls: Vec<String> },
     /// `DELETE /v2/members/<id>`.
     MembersRemove { id: String },
+    /// A `/v2/auth/...` request; `path` starts with `/v2/auth`, `body` is JSON.
+    Auth {
+        method: &'static str,
+        path: String,
+        body: Option<String>,
+    },
 }
 
 fn bool_text(value: bool) -> String {
@@ -566,6 +572,22 @@ impl Action {
                     url,
                     headers: vec![],
                     body: None,
+                }
+            }
+            Action::Auth { method, path, body } => {
+                let mut url = endpoint.clone();
+                url.raw_query = String::new();
+                url.path = join_path(&endpoint.path, path);
+                let headers = if body.is_some() {
+                    json_header()
+                } else {
+                    vec![]
+                };
+                Request {
+                    method: method.to_string(),
+                    url,
+                    headers,
+                    body: body.as_ref().map(|b| b.clone().into_bytes()),
                 }
             }
             Action::MembersAdd { peer_urls } | Action::MembersUpdate { peer_urls, .. } => {

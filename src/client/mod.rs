@@ -6,10 +6,12 @@
 //! - [`keys`]: the `/v2/keys` requests exactly as etcdctl puts them on the wire, decoding of
 //!   responses and of the v2 error JSON, and the endpoint list with failover and sync.
 //! - [`members`]: `/v2/members` list/leader/add/remove/update.
+//! - [`auth`]: `/v2/auth` enable/disable, users and roles.
 //! - [`mod@format`]: etcdctl's `simple`, `extended` and `json` output, byte for byte.
 //! - [`args`]: etcdctl's command-line grammar (Go `flag` package plus urfave/cli reordering).
 
 pub mod args;
+pub mod auth;
 pub mod format;
 pub mod http;
 pub mod keys;
