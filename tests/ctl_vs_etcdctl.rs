@@ -9,6 +9,8 @@
 //! the output of unsorted listings is sorted.
 //!
 //! Skips with a printed `skipped: etcd not found` when etcd or etcdctl is missing.
+//! `RAFTKV_CTL_TARGET=cross` compares etcdctl against etcd with raftkvctl against raftkv
+//! (server URLs, peer URLs and member IDs are blanked in that mode).
 //! `RAFTKV_CTL_CASE=<substring>` runs only matching cases; `RAFTKV_CTL_SHOW=1` prints every
 //! raftkvctl transcript (run with `--nocapture`).
 
@@ -28,6 +30,7 @@ const ETCDCTL: &str = "/usr/bin/etcdctl";
 struct Server {
     child: Child,
     client_url: String,
+    peer_url: String,
     data_dir: PathBuf,
 }
 
@@ -113,6 +116,7 @@ fn start_server(target: &str) -> Server {
     let server = Server {
         child,
         client_url,
+        peer_url: peer_url.clone(),
         data_dir,
     };
     let started = Instant::now();
@@ -133,8 +137,13 @@ fn start_server(target: &str) -> Server {
 }
 
 /// URLs a case can refer to: the real server and two scripted fakes.
+#[derive(Clone)]
 struct Urls {
     server: String,
+    /// The server's peer URL and member ID, blanked in transcripts (they differ between
+    /// etcd and raftkv in cross mode).
+    peer: String,
+    member_id: String,
     /// A fake etcd whose keys script failures (see [`fake_response`]).
     fake: String,
     /// A fake whose only member publishes no client URLs.
@@ -816,8 +825,13 @@ fn relativize_in_order_keys(text: &str, base: u64) -> String {
     out
 }
 
-fn normalize(text: &str, base: u64) -> String {
-    let mut text = blank_expirations(text);
+fn normalize(text: &str, base: u64, urls: &Urls) -> String {
+    let mut text = blank_expirations(text)
+        .replace(&urls.server, "{EP}")
+        .replace(&urls.peer, "{PEER}");
+    if !urls.member_id.is_empty() {
+        text = text.replace(&urls.member_id, "{MEMBER}");
+    }
     for marker in [
         "Index: ",
         "\"createdIndex\":",
@@ -843,6 +857,14 @@ fn current_index(endpoint: &str) -> u64 {
         .header("X-Etcd-Index")
         .and_then(|v| v.parse().ok())
         .expect("X-Etcd-Index header")
+}
+
+/// The ID of the first member `/v2/members` lists (empty if it cannot be read).
+fn member_id(endpoint: &str) -> String {
+    http_request("GET", &format!("{}/v2/members", endpoint), None)
+        .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .and_then(|v| v["members"][0]["id"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn key_url(endpoint: &str, key: &str) -> String {
@@ -1055,22 +1077,40 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, urls: &Urls) -> String {
         let _ = child.kill();
         let _ = child.wait();
     }
-    normalize(&transcript, base)
+    normalize(&transcript, base, urls)
 }
 
 #[test]
 fn raftkvctl_matches_etcdctl() {
     let target = std::env::var("RAFTKV_CTL_TARGET").unwrap_or_else(|_| "etcd".to_string());
     if !Path::new(ETCDCTL).exists() || (target != "raftkv" && !Path::new(ETCD).exists()) {
+        // (cross mode needs etcd too)
         println!("skipped: etcd not found");
         return;
     }
-    let server = start_server(&target);
-    let urls = Urls {
-        server: server.client_url.clone(),
-        fake: start_fake_server(true),
-        fake_no_client_urls: start_fake_server(false),
+    // Modes: "etcd" (default) and "raftkv" run both clients against that one server;
+    // "cross" runs etcdctl against etcd and raftkvctl against raftkv.
+    let (reference_target, candidate_target) = match target.as_str() {
+        "cross" => ("etcd", "raftkv"),
+        other => (other, other),
     };
+    let fake = start_fake_server(true);
+    let fake_no_client_urls = start_fake_server(false);
+    let reference_server = start_server(reference_target);
+    let candidate_server =
+        (candidate_target != reference_target).then(|| start_server(candidate_target));
+    let urls_of = |server: &Server| Urls {
+        server: server.client_url.clone(),
+        peer: server.peer_url.clone(),
+        member_id: member_id(&server.client_url),
+        fake: fake.clone(),
+        fake_no_client_urls: fake_no_client_urls.clone(),
+    };
+    let reference_urls = urls_of(&reference_server);
+    let candidate_urls = candidate_server
+        .as_ref()
+        .map(urls_of)
+        .unwrap_or(reference_urls.clone());
     let raftkvctl = env!("CARGO_BIN_EXE_raftkvctl");
     let all_cases = cases();
     assert!(
@@ -1084,8 +1124,8 @@ fn raftkvctl_matches_etcdctl() {
             continue;
         }
         let prefix = format!("/ctl{}", number);
-        let expected = run_case(ETCDCTL, steps, &prefix, &urls);
-        let found = run_case(raftkvctl, steps, &prefix, &urls);
+        let expected = run_case(ETCDCTL, steps, &prefix, &reference_urls);
+        let found = run_case(raftkvctl, steps, &prefix, &candidate_urls);
         if std::env::var("RAFTKV_CTL_SHOW").is_ok() {
             println!("=== case {} ({})\n{}", number, name, found);
         }
@@ -1110,13 +1150,22 @@ fn raftkvctl_matches_etcdctl() {
 fn normalisation_makes_indexes_relative() {
     let text = "Error:  100: Key not found (/a) [12]\nIndex: 11\n{\"createdIndex\":10,\
                 \"expiration\":\"2026-01-01T00:00:00.5Z\"}\n/q/00000000000000000012\n";
+    let urls = Urls {
+        server: "http://127.0.0.1:9".into(),
+        peer: "http://127.0.0.1:8".into(),
+        member_id: "abc".into(),
+        fake: String::new(),
+        fake_no_client_urls: String::new(),
+    };
     assert_eq!(
-        normalize(text, 10),
+        normalize(text, 10, &urls),
         "Error:  100: Key not found (/a) [#2]\nIndex: #1\n{\"createdIndex\":#0,\
          \"expiration\":\"<expiration>\"}\n/q/<inorder#2>\n"
     );
     let urls = Urls {
         server: "e".into(),
+        peer: "p".into(),
+        member_id: String::new(),
         fake: "f".into(),
         fake_no_client_urls: "g".into(),
     };
