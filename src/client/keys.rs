@@ -1114,6 +1114,158 @@ mod tests {
         assert!(!error.is_connection_error());
     }
 
+    /// A server on a free port answering every request with the next canned response;
+    /// returns its URL and a handle yielding the request lines it saw.
+    fn scripted_server(
+        responses: Vec<(&'static str, &'static str)>,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (status, body) in responses {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).unwrap();
+                let mut content_length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        content_length = value.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut request_body = vec![0; content_length];
+                std::io::Read::read_exact(&mut reader, &mut request_body).unwrap();
+                seen.push(request_line.trim_end().to_string());
+                let mut stream = stream;
+                let reply = format!(
+                    "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    status,
+                    body.len(),
+                    body
+                );
+                stream.write_all(reply.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (url, handle)
+    }
+
+    fn client_for(endpoints: &[String]) -> ClusterClient {
+        let config = ClientConfig {
+            header_timeout: Duration::from_secs(2),
+            dial_timeout: Duration::from_secs(2),
+            debug: false,
+            credentials: None,
+        };
+        let mut client = ClusterClient::new(endpoints, config).unwrap();
+        // Fixed order for the test: undo the shuffle.
+        client.endpoints = endpoints.iter().map(|e| Url::parse(e).unwrap()).collect();
+        client
+    }
+
+    const NOT_FOUND: (&str, &str) = (
+        "404 Not Found",
+        "{\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/k\",\"index\":3}",
+    );
+    const NO_LEADER: (&str, &str) = ("503 Service Unavailable", "");
+
+    #[test]
+    fn a_5xx_endpoint_is_skipped_and_the_next_one_pinned() {
+        let (first, first_seen) = scripted_server(vec![NO_LEADER]);
+        let (second, second_seen) = scripted_server(vec![NOT_FOUND, NOT_FOUND]);
+        let mut client = client_for(&[first.clone(), second]);
+        let get = Action::Get {
+            key: "/k".into(),
+            recursive: false,
+            sorted: false,
+            quorum: false,
+        };
+        let error = client.keys(&get, None).unwrap_err();
+        assert_eq!(error.to_string(), "100: Key not found (/k) [3]");
+        assert_eq!(client.pinned, 1, "the endpoint that answered is pinned");
+        // The next request goes straight to the pinned endpoint.
+        assert!(matches!(client.keys(&get, None), Err(ClientError::V2(_))));
+        assert_eq!(first_seen.join().unwrap().len(), 1);
+        assert_eq!(
+            second_seen.join().unwrap(),
+            vec![
+                "GET /v2/keys/k?quorum=false&recursive=false&sorted=false HTTP/1.1".to_string(),
+                "GET /v2/keys/k?quorum=false&recursive=false&sorted=false HTTP/1.1".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn one_shot_requests_are_not_retried_elsewhere() {
+        let (first, first_seen) = scripted_server(vec![NO_LEADER]);
+        let (second, _second_seen) = scripted_server(vec![]);
+        let mut client = client_for(&[first.clone(), second]);
+        let delete = Action::Delete {
+            key: "/k".into(),
+            prev_value: String::new(),
+            prev_index: 0,
+            dir: false,
+            recursive: false,
+        };
+        let error = client.keys(&delete, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("client: etcd member {} has no leader", first)
+        );
+        assert_eq!(
+            client.pinned, 1,
+            "a failed one-shot moves the pin past the endpoint"
+        );
+        assert_eq!(
+            first_seen.join().unwrap(),
+            vec!["DELETE /v2/keys/k HTTP/1.1".to_string()]
+        );
+    }
+
+    #[test]
+    fn sync_replaces_endpoints_with_client_urls() {
+        let (server, seen) = scripted_server(vec![(
+            "200 OK",
+            "{\"members\":[{\"id\":\"a\",\"name\":\"n1\",\"peerURLs\":[],\"clientURLs\":\
+             [\"http://127.0.0.1:1\",\"http://127.0.0.1:2\"]},{\"id\":\"b\",\"name\":\"\",\
+             \"peerURLs\":[],\"clientURLs\":[]}]}",
+        )]);
+        let mut client = client_for(std::slice::from_ref(&server));
+        client.sync(None).unwrap();
+        let mut endpoints = client.endpoints();
+        endpoints.sort();
+        assert_eq!(endpoints, vec!["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        assert_eq!(
+            seen.join().unwrap(),
+            vec!["GET /v2/members HTTP/1.1".to_string()]
+        );
+    }
+
+    #[test]
+    fn unreachable_endpoints_make_a_connection_cluster_error() {
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let mut client = client_for(std::slice::from_ref(&dead));
+        let error = client.sync(None).unwrap_err();
+        assert!(error.is_connection_error(), "{:?}", error);
+        assert_eq!(
+            error.detail().unwrap(),
+            format!(
+                "error #0: dial tcp {}: connect: connection refused\n",
+                dead.trim_start_matches("http://")
+            )
+        );
+    }
+
     #[test]
     fn base64_and_quote() {
         assert_eq!(base64(b"root:pw"), "cm9vdDpwdw==");
