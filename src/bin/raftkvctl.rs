@@ -668,14 +668,14 @@ impl Ctl {
         }
     }
 
-    /// The value from the second argument or, when absent, all of stdin.
-    fn value_or_fail(&self) -> String {
+    /// The value from the second argument or, when absent, all of stdin (bytes as read).
+    fn value_or_fail(&self) -> Vec<u8> {
         if let Some(value) = self.args().get(1) {
-            return value.clone();
+            return value.clone().into_bytes();
         }
         let mut bytes = Vec::new();
         match std::io::stdin().read_to_end(&mut bytes) {
-            Ok(_) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).to_string(),
+            Ok(_) if !bytes.is_empty() => bytes,
             _ => self.fail(EXIT_BAD_ARGS, &"value required", None),
         }
     }
@@ -696,7 +696,13 @@ impl Ctl {
     }
 }
 
-fn set_action(key: String, value: String, prev_exist: Option<bool>, ttl: u64, dir: bool) -> Action {
+fn set_action(
+    key: String,
+    value: Vec<u8>,
+    prev_exist: Option<bool>,
+    ttl: u64,
+    dir: bool,
+) -> Action {
     Action::Set {
         key,
         value,
@@ -798,7 +804,7 @@ fn cmd_update(ctl: &Ctl) {
 fn cmd_dir(ctl: &Ctl, prev_exist: Option<bool>) {
     let mut client = ctl.client();
     let key = ctl.key_or_fail();
-    let action = set_action(key, String::new(), prev_exist, ctl.ttl_seconds(), true);
+    let action = set_action(key, Vec::new(), prev_exist, ctl.ttl_seconds(), true);
     let response = ctl.keys_or_fail(&mut client, &action);
     if ctl.output() != "simple" {
         show(print_response_key(&response, &ctl.output()));

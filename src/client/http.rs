@@ -383,9 +383,10 @@ pub fn encode_path(path: &str) -> String {
 
 /// Escapes a query or form component like Go's `url.QueryEscape`: space becomes `+`, only
 /// unreserved characters stay.
-pub fn encode_query_component(text: &str) -> String {
+pub fn encode_query_component(text: impl AsRef<[u8]>) -> String {
+    let text = text.as_ref();
     let mut out = String::with_capacity(text.len());
-    for &byte in text.as_bytes() {
+    for &byte in text {
         if is_unreserved(byte) {
             out.push(byte as char);
         } else if byte == b' ' {
@@ -399,8 +400,8 @@ pub fn encode_query_component(text: &str) -> String {
 
 /// Encodes pairs like Go's `url.Values.Encode`: sorted by key (stable for repeated keys),
 /// `key=value` joined by `&`.
-pub fn encode_form(pairs: &[(&str, String)]) -> String {
-    let mut sorted: Vec<&(&str, String)> = pairs.iter().collect();
+pub fn encode_form<V: AsRef<[u8]>>(pairs: &[(&str, V)]) -> String {
+    let mut sorted: Vec<&(&str, V)> = pairs.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     sorted
         .iter()

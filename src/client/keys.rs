@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::http::{
-    encode_form, encode_query_component, Deadlines, HttpClient, HttpError, Request, Response, Url,
-    MAX_REDIRECTS,
+    encode_form, Deadlines, HttpClient, HttpError, Request, Response, Url, MAX_REDIRECTS,
 };
 
 /// One failed attempt on one endpoint, inside a [`ClientError::Cluster`].
@@ -338,7 +337,8 @@ pub enum Action {
     /// `PUT /v2/keys/<key>` with a form body.
     Set {
         key: String,
-        value: String,
+        /// Raw bytes: a value read from stdin is sent as it is, like etcdctl.
+        value: Vec<u8>,
         prev_value: String,
         prev_index: u64,
         /// `None`: no `prevExist`; `Some(b)`: `prevExist=b`.
@@ -357,7 +357,7 @@ pub enum Action {
     /// `POST /v2/keys/<dir>` with a form body.
     CreateInOrder {
         dir: String,
-        value: String,
+        value: Vec<u8>,
         ttl_seconds: u64,
     },
     /// `GET /v2/members`.
@@ -480,7 +480,7 @@ impl Action {
             } => {
                 let mut url = keys_url(endpoint, key);
                 let mut params = Vec::new();
-                let mut form = Vec::new();
+                let mut form: Vec<(&str, Vec<u8>)> = Vec::new();
                 if *dir {
                     params.push(("dir", "true".to_string()));
                 } else {
@@ -496,7 +496,7 @@ impl Action {
                     params.push(("prevExist", bool_text(*exist)));
                 }
                 if *ttl_seconds > 0 {
-                    form.push(("ttl", ttl_seconds.to_string()));
+                    form.push(("ttl", ttl_seconds.to_string().into_bytes()));
                 }
                 url.raw_query = query(&params);
                 Request {
@@ -543,7 +543,7 @@ impl Action {
                 let url = keys_url(endpoint, dir);
                 let mut form = vec![("value", value.clone())];
                 if *ttl_seconds > 0 {
-                    form.push(("ttl", ttl_seconds.to_string()));
+                    form.push(("ttl", ttl_seconds.to_string().into_bytes()));
                 }
                 Request {
                     method: "POST".into(),
@@ -923,11 +923,6 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Query-escapes a single value (exposed for callers composing URLs by hand).
-pub fn escape(value: &str) -> String {
-    encode_query_component(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,7 +945,7 @@ mod tests {
     ) -> Action {
         Action::Set {
             key: key.into(),
-            value: value.into(),
+            value: value.as_bytes().to_vec(),
             prev_value: prev_value.into(),
             prev_index: 0,
             prev_exist,
