@@ -293,7 +293,7 @@ enum Step {
     /// Run the client; compare its output.
     Run {
         args: Vec<&'static str>,
-        stdin: &'static str,
+        stdin: &'static [u8],
         env: Vec<(&'static str, &'static str)>,
         /// Sort stdout lines before comparing (server listing order is a Go map's order).
         sort_stdout: bool,
@@ -332,13 +332,13 @@ enum Step {
 fn run(args: &[&'static str]) -> Step {
     Step::Run {
         args: args.to_vec(),
-        stdin: "",
+        stdin: b"",
         env: vec![],
         sort_stdout: false,
     }
 }
 
-fn run_stdin(args: &[&'static str], stdin: &'static str) -> Step {
+fn run_stdin(args: &[&'static str], stdin: &'static [u8]) -> Step {
     Step::Run {
         args: args.to_vec(),
         stdin,
@@ -350,7 +350,7 @@ fn run_stdin(args: &[&'static str], stdin: &'static str) -> Step {
 fn run_env(args: &[&'static str], env: &[(&'static str, &'static str)]) -> Step {
     Step::Run {
         args: args.to_vec(),
-        stdin: "",
+        stdin: b"",
         env: env.to_vec(),
         sort_stdout: false,
     }
@@ -359,7 +359,7 @@ fn run_env(args: &[&'static str], env: &[(&'static str, &'static str)]) -> Step 
 fn run_unsorted(args: &[&'static str]) -> Step {
     Step::Run {
         args: args.to_vec(),
-        stdin: "",
+        stdin: b"",
         env: vec![],
         sort_stdout: true,
     }
@@ -383,10 +383,14 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-o", "extended", "get", "{P}/message1"]),
         ]),
         ("value from stdin keeps its newline", vec![
-            run_stdin(&[ep, "{EP}", "set", "{P}/s"], "hi\n"),
+            run_stdin(&[ep, "{EP}", "set", "{P}/s"], b"hi\n"),
             run(&[ep, "{EP}", "get", "{P}/s"]),
-            run_stdin(&[ep, "{EP}", "mk", "{P}/m"], "from stdin"),
-            run_stdin(&[ep, "{EP}", "update", "{P}/m"], "again\n"),
+            run_stdin(&[ep, "{EP}", "mk", "{P}/m"], b"from stdin"),
+            run_stdin(&[ep, "{EP}", "update", "{P}/m"], b"again\n"),
+        ]),
+        ("binary value from stdin", vec![
+            run_stdin(&[ep, "{EP}", "--debug", "set", "{P}/bin"], b"a\xffb\x00c"),
+            run(&[ep, "{EP}", "-o", "json", "get", "{P}/bin"]),
         ]),
         ("dash value after --", vec![
             run(&[ep, "{EP}", "set", "--", "{P}/d", "-value"]),
@@ -719,14 +723,14 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "user", "get", "alice"]),
             run(&[ep, "{EP}", "user", "revoke", "--roles", "ctlrole", "alice"]),
             run(&[ep, "{EP}", "user", "get", "alice"]),
-            run_stdin(&[ep, "{EP}", "user", "passwd", "alice"], "newpw\n"),
+            run_stdin(&[ep, "{EP}", "user", "passwd", "alice"], b"newpw\n"),
             run(&[ep, "{EP}", "user", "list"]),
             run(&[ep, "{EP}", "auth", "enable"]),
             run(&[ep, "{EP}", "auth", "enable"]),
             run(&[ep, "{EP}", "role", "list"]),
             run(&[ep, "{EP}", "-u", "root:wrong", "get", "{P}/x"]),
             run(&[ep, "{EP}", "-u", "root:rootpw", "set", "{P}/x", "v"]),
-            run_stdin(&[ep, "{EP}", "-u", "root", "get", "{P}/x"], "rootpw\n"),
+            run_stdin(&[ep, "{EP}", "-u", "root", "get", "{P}/x"], b"rootpw\n"),
             run(&[ep, "{EP}", "-u", "alice:newpw", "get", "{P}/x"]),
             run(&[ep, "{EP}", "auth", "disable"]),
             run(&[ep, "{EP}", "-u", "root:rootpw", "auth", "disable"]),
@@ -978,7 +982,7 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, urls: &Urls) -> String {
                     .spawn()
                     .expect("spawn client");
                 let mut input = child.stdin.take().unwrap();
-                input.write_all(stdin.as_bytes()).unwrap();
+                input.write_all(stdin).unwrap();
                 drop(input);
                 transcript.push_str(&transcript_of(
                     child,
