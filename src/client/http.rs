@@ -964,13 +964,20 @@ impl HttpClient {
             deadline: deadlines.headers,
             phase: "headers",
         });
-        let (status, reason, headers) =
-            read_head(&mut reader).map_err(|e| body_error(reader.get_ref(), e))?;
+        let Head {
+            status,
+            reason,
+            headers,
+            is_http10,
+        } = read_head(&mut reader).map_err(|e| body_error(reader.get_ref(), e))?;
         let framing = framing_for(&request.method, status, &headers)?;
-        let connection_close = find_header(&headers, "Connection")
-            .map(|v| v.eq_ignore_ascii_case("close"))
-            .unwrap_or(false);
-        let keep_alive = !connection_close && framing != Framing::UntilClose;
+        let connection = find_header(&headers, "Connection").unwrap_or("");
+        let reusable = if is_http10 {
+            connection.eq_ignore_ascii_case("keep-alive")
+        } else {
+            !connection.eq_ignore_ascii_case("close")
+        };
+        let keep_alive = reusable && framing != Framing::UntilClose;
         {
             let stream = reader.get_mut();
             stream.deadline = deadlines.body;
@@ -1004,7 +1011,12 @@ pub fn decode_response_bytes(method: &str, bytes: &[u8]) -> Result<Response, Htt
             },
         }
     };
-    let (status, reason, headers) = read_head(&mut reader).map_err(as_http)?;
+    let Head {
+        status,
+        reason,
+        headers,
+        ..
+    } = read_head(&mut reader).map_err(as_http)?;
     let framing = framing_for(method, status, &headers)?;
     let body = BodyReader::new(reader, framing, false)
         .read_to_end()
@@ -1034,7 +1046,14 @@ fn encode_request_head(request: &Request, authority: &str) -> Vec<u8> {
     head.into_bytes()
 }
 
-type Head = (u16, String, Vec<(String, String)>);
+/// A parsed status line and header section.
+struct Head {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    /// `HTTP/1.0`: the connection closes after the response unless it says keep-alive.
+    is_http10: bool,
+}
 
 fn read_head<R: BufRead>(reader: &mut R) -> io::Result<Head> {
     // Skip 1xx interim responses (100 Continue).
@@ -1087,7 +1106,12 @@ fn read_head<R: BufRead>(reader: &mut R) -> io::Result<Head> {
         if (100..200).contains(&status) {
             continue;
         }
-        return Ok((status, reason, headers));
+        return Ok(Head {
+            status,
+            reason,
+            headers,
+            is_http10: version == "HTTP/1.0",
+        });
     }
 }
 
@@ -1459,6 +1483,23 @@ mod tests {
             1,
             "a fully read chunked body leaves a reusable connection"
         );
+    }
+
+    #[test]
+    fn http10_responses_are_not_pooled() {
+        let (url, server) = serve(vec![
+            b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nv1".to_vec()
+        ]);
+        let mut client = HttpClient::new(None);
+        assert_eq!(
+            client.send(&get(&url), Deadlines::default()).unwrap().body,
+            b"v1"
+        );
+        assert!(
+            client.idle.is_empty(),
+            "HTTP/1.0 without keep-alive closes the connection"
+        );
+        server.join().unwrap();
     }
 
     #[test]
