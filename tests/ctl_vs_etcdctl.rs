@@ -10,7 +10,8 @@
 //!
 //! Skips with a printed `skipped: etcd not found` when etcd or etcdctl is missing.
 //! `RAFTKV_CTL_TARGET=cross` compares etcdctl against etcd with raftkvctl against raftkv
-//! (server URLs, peer URLs and member IDs are blanked in that mode).
+//! (server URLs, peer URLs and member IDs are blanked in that mode). `RAFTKV_BIN` overrides
+//! the raftkv binary (default: this package's).
 //! `RAFTKV_CTL_CASE=<substring>` runs only matching cases; `RAFTKV_CTL_SHOW=1` prints every
 //! raftkvctl transcript (run with `--nocapture`).
 
@@ -90,7 +91,9 @@ fn start_server(target: &str) -> Server {
     let client_url = format!("http://127.0.0.1:{}", client_port);
     let peer_url = format!("http://127.0.0.1:{}", peer_port);
     let mut command = if target == "raftkv" {
-        Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        let binary = std::env::var("RAFTKV_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_raftkv").to_string());
+        Command::new(binary)
     } else {
         Command::new(ETCD)
     };
@@ -163,6 +166,12 @@ fn fake_response(target: &str, own_url: &str, publish_client_urls: bool) -> Opti
         .into_bytes()
     };
     let path = target.split('?').next().unwrap_or("");
+    let plain_404 = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
+        Content-Length: 19\r\n\r\n404 page not found\n"
+        .to_vec();
+    if path.starts_with("/v2/auth") || (path == "/health" && !publish_client_urls) {
+        return Some(plain_404);
+    }
     let reply = match path {
         "/v2/members" => {
             let client_urls = if publish_client_urls {
@@ -684,6 +693,14 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&["--no-sync", ep, "{FAKE_NO_CLIENT_URLS}", "get", "/x"]),
             run(&["--no-sync", ep, "{FAKE_NO_CLIENT_URLS}", "member", "list"]),
             run(&[ep, "{FAKE_NO_CLIENT_URLS}", "cluster-health"]),
+        ]),
+        ("fake: endpoints without /v2/auth answer plain-text 404s", vec![
+            run(&[ep, "{FAKE}", "user", "list"]),
+            run(&[ep, "{FAKE}", "role", "list"]),
+            run(&[ep, "{FAKE}", "user", "get", "x"]),
+            run(&[ep, "{FAKE}", "role", "add", "x"]),
+            run(&[ep, "{FAKE}", "auth", "enable"]),
+            run(&[ep, "{FAKE}", "user", "add", "x:y"]),
         ]),
         ("fake: server errors and failover", vec![
             run(&[ep, "{FAKE}", "get", "/status500"]),

@@ -19,6 +19,7 @@ use raftkv::client::args::{
     FlagSpec, Parsed,
 };
 use raftkv::client::format::{ls_lines, print_response_key, Printed};
+use raftkv::client::gojson::decode_error_text;
 use raftkv::client::http::{Deadlines, HttpClient, Request, Url};
 use raftkv::client::keys::canonical_url_path;
 use raftkv::client::keys::{go_quote, Action, ClientConfig, ClientError, ClusterClient};
@@ -1106,34 +1107,32 @@ fn check_health(http: &mut HttpClient, url: &str) -> Result<bool, String> {
     let response = http
         .send_following_redirects(&request, Deadlines::default())
         .map_err(|e| format!("Get {}: {}", go_quote(&target), e))?;
-    let value: serde_json::Value = serde_json::from_slice(&response.body).map_err(|e| {
-        if response.body.is_empty() || e.is_eof() {
-            "unexpected end of JSON input".to_string()
-        } else {
-            e.to_string()
-        }
-    })?;
-    let health = value
-        .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("health")))
-        .map(|(_, v)| v.clone());
+    // Go tries `struct { Health string }`, then `struct { Health bool }`; the error shown is
+    // the second one's.
+    let go_error = || decode_error_text(&response.body, "struct { Health bool }");
+    let value: serde_json::Value =
+        serde_json::from_slice(&response.body).map_err(|_| go_error())?;
+    let object = match value {
+        serde_json::Value::Null => return Ok(false),
+        serde_json::Value::Object(object) => object,
+        _ => return Err(go_error()),
+    };
+    let health = object
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("health"))
+        .map(|(_, v)| v);
     match health {
         None | Some(serde_json::Value::Null) => Ok(false),
         Some(serde_json::Value::String(text)) => Ok(text == "true"),
         Some(serde_json::Value::Bool(flag)) => Ok(flag),
         Some(other) => Err(format!(
             "json: cannot unmarshal {} into Go struct field .Health of type bool",
-            json_kind(&other)
+            match other {
+                serde_json::Value::Number(_) => "number",
+                serde_json::Value::Array(_) => "array",
+                _ => "object",
+            }
         )),
-    }
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::Object(_) => "object",
-        _ => "value",
     }
 }
 

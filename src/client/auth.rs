@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::format::push_go_string;
+use super::gojson::decode_error_text;
 use super::keys::{Action, ClientError, ClusterClient};
 
 /// Which access a role grant or revoke is about.
@@ -62,13 +63,10 @@ struct MessageBody {
     message: String,
 }
 
-fn go_json_error(body: &[u8], error: serde_json::Error) -> ClientError {
-    let reason = if body.is_empty() || error.is_eof() {
-        "unexpected end of JSON input".to_string()
-    } else {
-        error.to_string()
-    };
-    ClientError::Decode { reason }
+fn go_json_error(body: &[u8], go_type: &str) -> ClientError {
+    ClientError::Decode {
+        reason: decode_error_text(body, go_type),
+    }
 }
 
 /// Go client's handling of a status outside `accepted`: the server's `{"message":…}`.
@@ -80,7 +78,7 @@ fn auth_error(status: u16, accepted: &[u16], body: &[u8]) -> Result<(), ClientEr
         Ok(parsed) => Err(ClientError::Message {
             message: parsed.message,
         }),
-        Err(error) => Err(go_json_error(body, error)),
+        Err(_) => Err(go_json_error(body, "client.authError")),
     }
 }
 
@@ -160,7 +158,12 @@ pub fn list_users(
         #[serde(default)]
         users: Option<Vec<Entry>>,
     }
-    let list: List = serde_json::from_slice(&body).map_err(|e| go_json_error(&body, e))?;
+    let list: List = serde_json::from_slice(&body).map_err(|_| {
+        go_json_error(
+            &body,
+            "struct { Users []client.userListEntry \"json:\\\"users\\\"\" }",
+        )
+    })?;
     Ok(list
         .users
         .unwrap_or_default()
@@ -215,7 +218,7 @@ fn user_body(
 /// Decodes a user reply with the Go client's two-pass quirk (see the module doc).
 pub fn decode_user(body: &[u8]) -> Result<User, ClientError> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| go_json_error(body, e))?;
+        serde_json::from_slice(body).map_err(|_| go_json_error(body, "client.User"))?;
     let user = value
         .get("user")
         .and_then(|u| u.as_str())
@@ -323,7 +326,12 @@ pub fn list_roles(
         #[serde(default)]
         roles: Option<Vec<Role>>,
     }
-    let list: List = serde_json::from_slice(&body).map_err(|e| go_json_error(&body, e))?;
+    let list: List = serde_json::from_slice(&body).map_err(|_| {
+        go_json_error(
+            &body,
+            "struct { Roles []client.Role \"json:\\\"roles\\\"\" }",
+        )
+    })?;
     Ok(list
         .roles
         .unwrap_or_default()
@@ -365,7 +373,7 @@ fn mod_role(
 ) -> Result<Role, ClientError> {
     let (status, reply) = send(client, method, roles_path(role), body, deadline)?;
     auth_error(status, &[200], &reply)?;
-    serde_json::from_slice(&reply).map_err(|e| go_json_error(&reply, e))
+    serde_json::from_slice(&reply).map_err(|_| go_json_error(&reply, "client.Role"))
 }
 
 /// `GET /v2/auth/roles/<r>`.

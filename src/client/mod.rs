@@ -8,11 +8,13 @@
 //! - [`members`]: `/v2/members` list/leader/add/remove/update.
 //! - [`auth`]: `/v2/auth` enable/disable, users and roles.
 //! - [`mod@format`]: etcdctl's `simple`, `extended` and `json` output, byte for byte.
+//! - [`gojson`]: Go's JSON decode error texts, printed by etcdctl for non-JSON replies.
 //! - [`args`]: etcdctl's command-line grammar (Go `flag` package plus urfave/cli reordering).
 
 pub mod args;
 pub mod auth;
 pub mod format;
+pub mod gojson;
 pub mod http;
 pub mod keys;
 pub mod members;
