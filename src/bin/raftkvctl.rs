@@ -8,6 +8,11 @@
 //!
 //! Not implemented: `backup`, TLS and DNS SRV discovery; these report that they are
 //! unsupported and exit 1.
+//!
+//! This file parses the command line and dispatches; `specs` holds the flag and command
+//! tables, `ctl` the global options and client set-up, and `key_commands`,
+//! `cluster_commands`, `auth_commands` the commands. The HTTP and v2 client code lives in
+//! the library (`raftkv::client`).
 
 #[path = "raftkvctl/auth_commands.rs"]
 mod auth_commands;
@@ -57,10 +62,7 @@ fn show(printed: Printed) {
 }
 
 fn app_help() -> String {
-    let mut commands: Vec<(&str, &str)> = COMMANDS[..COMMANDS.len()]
-        .iter()
-        .map(|c| (c.name, c.usage))
-        .collect();
+    let mut commands: Vec<(&str, &str)> = COMMANDS.iter().map(|c| (c.name, c.usage)).collect();
     commands.extend(GROUPS.iter().map(|g| (g.name, g.usage)));
     commands.push((
         "help, h",
