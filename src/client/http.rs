@@ -75,7 +75,16 @@ impl fmt::Display for HttpError {
             HttpError::UnsupportedScheme { scheme } => {
                 write!(f, "unsupported protocol scheme {:?}", scheme)
             }
-            HttpError::Lookup { host } => write!(f, "dial tcp: lookup {}: no such host", host),
+            HttpError::Lookup { host } => match first_nameserver() {
+                Some(server) => {
+                    write!(
+                        f,
+                        "dial tcp: lookup {} on {}:53: no such host",
+                        host, server
+                    )
+                }
+                None => write!(f, "dial tcp: lookup {}: no such host", host),
+            },
             HttpError::Connect { addr, reason } => write!(f, "dial tcp {}: {}", addr, reason),
             HttpError::Timeout {
                 phase: "dial",
@@ -122,6 +131,15 @@ impl fmt::Display for HttpError {
 }
 
 impl std::error::Error for HttpError {}
+
+/// The first `nameserver` of /etc/resolv.conf: Go names it in lookup errors.
+fn first_nameserver() -> Option<String> {
+    let config = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    config.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("nameserver")).then(|| words.next().map(str::to_string))?
+    })
+}
 
 impl HttpError {
     /// True for errors etcdctl treats as "could not reach the server" (exit code 2 on sync).
