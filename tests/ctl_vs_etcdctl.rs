@@ -80,8 +80,12 @@ fn http_request(method: &str, url: &str, form: Option<&[(&str, String)]>) -> Opt
 }
 
 fn start_server(target: &str) -> Server {
-    let client_port = free_port();
-    let peer_port = free_port();
+    start_server_at(target, free_port(), free_port())
+}
+
+/// Starts a fresh single-member server on the given ports (the member ID follows from the
+/// peer URL, so two servers started on the same ports have the same ID).
+fn start_server_at(target: &str, client_port: u16, peer_port: u16) -> Server {
     let data_dir = std::env::temp_dir().join(format!(
         "raftkv-ctl-test-{}-{}",
         std::process::id(),
@@ -1191,4 +1195,135 @@ fn normalisation_makes_indexes_relative() {
         fake_no_client_urls: "g".into(),
     };
     assert_eq!(expand("--x={I+2} {P} {FAKE}", "/p", &urls, 5), "--x=7 /p f");
+}
+
+/// Sorts the lines of every stdout block, and the entries of `ETCD_INITIAL_CLUSTER`, whose
+/// order follows member IDs (random for added members).
+fn sort_member_order(transcript: &str) -> String {
+    let mut out = String::new();
+    let mut block: Vec<String> = Vec::new();
+    let mut in_stdout = false;
+    for line in transcript.lines() {
+        let line = match line.strip_prefix("ETCD_INITIAL_CLUSTER=\"") {
+            Some(rest) => {
+                let mut entries: Vec<&str> = rest.trim_end_matches('"').split(',').collect();
+                entries.sort();
+                format!("ETCD_INITIAL_CLUSTER=\"{}\"", entries.join(","))
+            }
+            None => line.to_string(),
+        };
+        if line == "[stdout]" {
+            in_stdout = true;
+            out.push_str("[stdout]\n");
+            continue;
+        }
+        if in_stdout && line == "[stderr]" {
+            block.sort();
+            for sorted in block.drain(..) {
+                out.push_str(&sorted);
+                out.push('\n');
+            }
+            in_stdout = false;
+        }
+        if in_stdout {
+            block.push(line);
+        } else {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Runs the membership sequence with `binary` against a fresh server on fixed ports.
+fn member_change_transcript(binary: &str, target: &str, ports: (u16, u16, u16, u16)) -> String {
+    let (client_port, peer_port, new_peer_port, other_peer_port) = ports;
+    let server = start_server_at(target, client_port, peer_port);
+    let endpoint = server.client_url.clone();
+    let new_peer = format!("http://127.0.0.1:{}", new_peer_port);
+    let other_peer = format!("http://127.0.0.1:{}", other_peer_port);
+    let mut transcript = String::new();
+    let mut new_id = String::new();
+    let steps: [&[&'static str]; 8] = [
+        &["member", "add", "n2", "{NEW_PEER}"],
+        &["member", "list"],
+        &["member", "add", "n3", "{NEW_PEER}"],
+        &["member", "add", "n3", "ftp://127.0.0.1:1"],
+        &[
+            "--total-timeout",
+            "2s",
+            "member",
+            "update",
+            "{NEWID}",
+            "{OTHER_PEER}",
+        ],
+        &["member", "update", "12345", "{OTHER_PEER}"],
+        &["--total-timeout", "2s", "member", "remove", "{NEWID}"],
+        &["cluster-health"],
+    ];
+    for templates in steps {
+        let mut args = vec!["--endpoints".to_string(), endpoint.clone()];
+        args.extend(templates.iter().map(|t| {
+            t.replace("{NEW_PEER}", &new_peer)
+                .replace("{OTHER_PEER}", &other_peer)
+                .replace("{NEWID}", &new_id)
+        }));
+        let child = command_for(binary, &args, &[])
+            .spawn()
+            .expect("spawn client");
+        let run = transcript_of(child, templates, false, Duration::from_secs(15));
+        if new_id.is_empty() {
+            if let Some(at) = run.find("with ID ") {
+                new_id = run[at + 8..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+            }
+        }
+        transcript.push_str(&run);
+    }
+    let member_id = member_id(&endpoint);
+    let mut text = transcript
+        .replace(&endpoint, "{EP}")
+        .replace(&server.peer_url, "{PEER}")
+        .replace(&new_peer, "{NEW_PEER}")
+        .replace(&other_peer, "{OTHER_PEER}");
+    if !new_id.is_empty() {
+        text = text.replace(&new_id, "{NEWID}");
+    }
+    if !member_id.is_empty() {
+        text = text.replace(&member_id, "{MEMBER}");
+    }
+    drop(server);
+    sort_member_order(&text)
+}
+
+#[test]
+fn member_add_update_remove_match_etcdctl() {
+    let target = std::env::var("RAFTKV_CTL_TARGET").unwrap_or_else(|_| "etcd".to_string());
+    if !Path::new(ETCDCTL).exists() || !Path::new(ETCD).exists() {
+        println!("skipped: etcd not found");
+        return;
+    }
+    let (reference_target, candidate_target) = match target.as_str() {
+        "cross" => ("etcd", "raftkv"),
+        other => (other, other),
+    };
+    let ports = (free_port(), free_port(), free_port(), free_port());
+    let expected = member_change_transcript(ETCDCTL, reference_target, ports);
+    let found = member_change_transcript(env!("CARGO_BIN_EXE_raftkvctl"), candidate_target, ports);
+    if std::env::var("RAFTKV_CTL_SHOW").is_ok() {
+        println!("=== member changes\n{}", found);
+    }
+    assert!(
+        expected.contains("[unstarted]"),
+        "the reference run did not add a member:\n{}",
+        expected
+    );
+    assert_eq!(
+        expected, found,
+        "member commands differ (target {}):\n--- etcdctl:\n{}--- raftkvctl:\n{}",
+        target, expected, found
+    );
 }
