@@ -1240,6 +1240,7 @@ fn member_change_transcript(binary: &str, target: &str, ports: (u16, u16, u16, u
     let (client_port, peer_port, new_peer_port, other_peer_port) = ports;
     let server = start_server_at(target, client_port, peer_port);
     let endpoint = server.client_url.clone();
+    let member_id = member_id(&endpoint);
     let new_peer = format!("http://127.0.0.1:{}", new_peer_port);
     let other_peer = format!("http://127.0.0.1:{}", other_peer_port);
     let mut transcript = String::new();
@@ -1283,7 +1284,6 @@ fn member_change_transcript(binary: &str, target: &str, ports: (u16, u16, u16, u
         }
         transcript.push_str(&run);
     }
-    let member_id = member_id(&endpoint);
     let mut text = transcript
         .replace(&endpoint, "{EP}")
         .replace(&server.peer_url, "{PEER}")
