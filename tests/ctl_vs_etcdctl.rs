@@ -1067,7 +1067,7 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, urls: &Urls) -> String {
                         "Authorization".into(),
                         format!(
                             "Basic {}",
-                            raftkv::client::keys::base64(
+                            raftkv::client::cluster::base64(
                                 format!("root:{}", root_password).as_bytes()
                             )
                         ),

@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use super::cluster::ClusterClient;
 use super::format::push_go_string;
 use super::gojson::decode_error_text;
-use super::keys::{Action, ClientError, ClusterClient};
+use super::keys::{Action, ClientError};
 
 /// Which access a role grant or revoke is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

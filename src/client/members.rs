@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use super::cluster::ClusterClient;
 use super::gojson::decode_error_text;
 use super::http::Url;
-use super::keys::{Action, ClientError, ClusterClient};
+use super::keys::{Action, ClientError};
 
 /// One member as `/v2/members` describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]

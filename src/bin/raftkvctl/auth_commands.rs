@@ -1,7 +1,8 @@
 //! `auth enable|disable`, `user …` and `role …`.
 
 use raftkv::client::auth;
-use raftkv::client::keys::{canonical_url_path, ClusterClient};
+use raftkv::client::cluster::ClusterClient;
+use raftkv::client::keys::canonical_url_path;
 
 use crate::ctl::ask_password;
 use crate::ctl::Ctl;

@@ -8,8 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use raftkv::client::args::Parsed;
+use raftkv::client::cluster::{ClientConfig, ClusterClient};
 use raftkv::client::http::Url;
-use raftkv::client::keys::{Action, ClientConfig, ClientError, ClusterClient, KeysResponse};
+use raftkv::client::keys::{Action, ClientError, KeysResponse};
 
 use crate::specs::{EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_SERVER_ERROR};
 use crate::{err, exit, out};
