@@ -4,6 +4,7 @@
 //! - [`http`]: a small HTTP/1.1 client on `std::net` (keep-alive, chunked bodies, deadlines,
 //!   Go-compatible percent-encoding) — the product has no HTTP client crate by design.
 //! - [`url`]: URLs and Go-compatible percent-encoding.
+//! - [`wire`]: the HTTP/1.1 response format (heads, chunked bodies) on any reader.
 //! - [`keys`]: the `/v2/keys` requests exactly as etcdctl puts them on the wire, decoding of
 //!   responses and of the v2 error JSON.
 //! - [`cluster`]: the endpoint list with etcd's failover, sync and timeouts.
@@ -24,3 +25,4 @@ pub mod http;
 pub mod keys;
 pub mod members;
 pub mod url;
+pub mod wire;
