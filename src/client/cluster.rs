@@ -30,8 +30,10 @@ pub struct ClientConfig {
 #[derive(Debug)]
 pub struct ClusterClient {
     http: HttpClient,
-    /// Invariant: `pinned < endpoints.len()` whenever `endpoints` is not empty.
+    /// Tried in order starting at `pinned`, wrapping around.
     endpoints: Vec<Url>,
+    /// The endpoint that answered last. Invariant: `pinned < endpoints.len()` whenever
+    /// `endpoints` is not empty.
     pinned: usize,
     config: ClientConfig,
     /// xorshift state for endpoint shuffling (spreads load like etcd's client).
@@ -142,17 +144,8 @@ impl ClusterClient {
         endpoint: &Url,
         deadline: Option<Instant>,
     ) -> Result<Response, AttemptOutcome> {
-        let (deadline, header_timeout) = if action.is_wait() {
-            (None, None)
-        } else {
-            let header = (!self.config.header_timeout.is_zero())
-                .then(|| Instant::now() + self.config.header_timeout);
-            (deadline, header)
-        };
-        let headers_deadline = match (header_timeout, deadline) {
-            (Some(h), Some(d)) => Some(h.min(d)),
-            (h, d) => h.or(d),
-        };
+        let wait = action.is_wait();
+        let deadline = if wait { None } else { deadline };
         let mut request = action.request(endpoint);
         if let Some((user, password)) = &self.config.credentials {
             request.headers.push((
@@ -167,8 +160,14 @@ impl ClusterClient {
             if self.config.debug {
                 eprintln!("{}", curl_line(&request));
             }
+            // Each hop gets its own header timeout, capped by the command's deadline.
+            let header_timeout = (!wait && !self.config.header_timeout.is_zero())
+                .then(|| Instant::now() + self.config.header_timeout);
             let deadlines = Deadlines {
-                headers: headers_deadline,
+                headers: match (header_timeout, deadline) {
+                    (Some(h), Some(d)) => Some(h.min(d)),
+                    (h, d) => h.or(d),
+                },
                 body: deadline,
             };
             let response = match self.http.send(&request, deadlines) {
