@@ -168,6 +168,12 @@ fn run_group(group: &Group, globals: Parsed, args: &[String]) {
 }
 
 fn main() {
+    // Like a Go program, die of SIGPIPE when stdout goes away (`raftkvctl ls -r | head -1`)
+    // instead of carrying on (Rust ignores SIGPIPE by default).
+    // SAFETY: restoring the default disposition of a signal has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
