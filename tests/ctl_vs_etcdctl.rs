@@ -583,6 +583,15 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             Sleep { millis: 400 },
             Interrupt,
         ]),
+        ("exec-watch ignores directory events", vec![
+            spawn(&[ep, "{EP}", "exec-watch", "--recursive", "{P}/ed", "--", "sh", "-c",
+                "echo \"$ETCD_WATCH_ACTION $ETCD_WATCH_KEY\""]),
+            Sleep { millis: 400 },
+            PutDir { key: "{P}/ed/sub" },
+            Put { key: "{P}/ed/sub/k", value: "v" },
+            Sleep { millis: 400 },
+            Interrupt,
+        ]),
         ("exec-watch with a missing program", vec![
             spawn(&[ep, "{EP}", "exec-watch", "-r", "{P}/ew", "--", "no-such-program-xyz"]),
             Sleep { millis: 400 },
