@@ -87,8 +87,19 @@ impl PendingResponse {
         }
     }
 
-    /// Reads the whole response, or as much as arrives before `deadline`.
+    /// Reads the whole response, or as much as arrives before `deadline`, and closes.
     pub fn finish(mut self, deadline: Instant) -> RawResponse {
+        let response = self.finish_one(deadline);
+        if let Some(stream) = self.stream.take() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        response
+    }
+
+    /// Reads one response and keeps the connection and any bytes after that response, so
+    /// the next pipelined response can be read with the next call. `is_head` is the method
+    /// of the request whose response comes next.
+    pub fn finish_one(&mut self, deadline: Instant) -> RawResponse {
         self.read_headers(deadline);
         if self.headers_done {
             self.read_body(deadline);
@@ -98,10 +109,13 @@ impl PendingResponse {
                 None => "no response head before deadline or close".to_string(),
             });
         }
-        if let Some(stream) = self.stream.take() {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
-        self.response
+        self.headers_done = false;
+        std::mem::take(&mut self.response)
+    }
+
+    /// Sets whether the next response read answers a HEAD request.
+    pub fn expect_head(&mut self, is_head: bool) {
+        self.is_head = is_head;
     }
 
     /// Reads more bytes into the buffer. False on EOF, error or deadline.
@@ -184,7 +198,7 @@ impl PendingResponse {
                 }
             }
             let take = length.min(self.buffer.len());
-            self.response.body = self.buffer[..take].to_vec();
+            self.response.body = self.buffer.drain(..take).collect();
             self.response.complete = take == length;
         } else {
             while self.fill(deadline) {}

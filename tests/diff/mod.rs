@@ -174,6 +174,24 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
                         raw_body: String::new(),
                     });
                 }
+                Step::Pipeline {
+                    requests: templates,
+                    ..
+                } => {
+                    let rendered: Vec<Vec<u8>> = templates
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| t.render_with(&subst, i + 1 == templates.len()))
+                        .collect();
+                    let mut pending = http::send(client_port, &rendered.concat(), false);
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    for (template, request) in templates.iter().zip(&rendered) {
+                        pending.expect_head(template.method == "HEAD");
+                        let raw = pending.finish_one(deadline);
+                        records.push(record(&raw, request, &subst, peer_port, template.compare));
+                    }
+                    let _ = pending.finish(Instant::now());
+                }
                 Step::Sleep(millis) => std::thread::sleep(Duration::from_millis(*millis)),
                 Step::Repeat {
                     count,

@@ -19,6 +19,9 @@
 //! AWAIT LABEL [MS]              reads the rest for at most MS ms (default 1000) and records it
 //! SLEEP MS                      pauses
 //! REPEAT N METHOD TARGET [BODY] sends the request N times; only the last response is recorded
+//! PIPELINE N                    the next N requests are written at once on one keep-alive
+//!                               connection (only the last says `Connection: close`) and their
+//!                               N responses are read from it in order
 //! ABSINDEX                      records the server's X-Etcd-Index as an absolute number (used
 //!                               once, first, to check a fresh server's starting index)
 //! ```
@@ -78,6 +81,11 @@ pub enum Step {
         request: RequestTemplate,
     },
     AbsoluteIndex,
+    /// Requests sent back to back on one connection; `expected` is how many the file promised.
+    Pipeline {
+        requests: Vec<RequestTemplate>,
+        expected: usize,
+    },
 }
 
 /// A named request sequence.
@@ -181,6 +189,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, String> {
                     request: request_template(method, target, body),
                 }
             }
+            "PIPELINE" => Step::Pipeline {
+                requests: Vec::new(),
+                expected: rest
+                    .parse()
+                    .map_err(|_| format!("{where_}: bad PIPELINE count"))?,
+            },
             method => {
                 if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return Err(format!("{where_}: bad method {method:?}"));
@@ -189,12 +203,31 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, String> {
                 if target.is_empty() {
                     return Err(format!("{where_}: request without target"));
                 }
-                Step::Request(request_template(method, target, body))
+                let request = request_template(method, target, body);
+                if let Some(Step::Pipeline { requests, expected }) = scenario.steps.last_mut() {
+                    if requests.len() < *expected {
+                        requests.push(request);
+                        continue;
+                    }
+                }
+                Step::Request(request)
             }
         };
         scenario.steps.push(step);
     }
     for scenario in &scenarios {
+        for step in &scenario.steps {
+            if let Step::Pipeline { requests, expected } = step {
+                if requests.len() != *expected {
+                    return Err(format!(
+                        "{}: PIPELINE {expected} in {:?} is followed by {} requests",
+                        scenario.origin,
+                        scenario.name,
+                        requests.len()
+                    ));
+                }
+            }
+        }
         if scenario.steps.is_empty() {
             return Err(format!(
                 "{}: scenario {:?} has no steps",
@@ -236,6 +269,7 @@ fn last_request(steps: &mut [Step]) -> Option<&mut RequestTemplate> {
         Step::Request(r) | Step::Watch { request: r, .. } | Step::Repeat { request: r, .. } => {
             Some(r)
         }
+        Step::Pipeline { requests, .. } => requests.last_mut(),
         _ => None,
     }
 }
@@ -351,6 +385,11 @@ pub fn unescape(text: &str) -> Vec<u8> {
 impl RequestTemplate {
     /// The exact bytes of this request for `subst`, with `Connection: close`.
     pub fn render(&self, subst: &Substitution) -> Vec<u8> {
+        self.render_with(subst, true)
+    }
+
+    /// The exact bytes of this request; `close` adds `Connection: close`.
+    pub fn render_with(&self, subst: &Substitution, close: bool) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
@@ -377,7 +416,10 @@ impl RequestTemplate {
             }
             out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
         }
-        out.extend_from_slice(b"Connection: close\r\n\r\n");
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
         if let Some(body) = &body {
             out.extend_from_slice(body);
         }
