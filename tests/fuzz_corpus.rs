@@ -8,10 +8,16 @@ type Target = fn(&[u8]);
 
 /// Every fuzz target and the library function it calls.
 fn targets() -> Vec<(&'static str, Target)> {
-    vec![(
-        "fuzz_request_parser",
-        raftkv::api::fuzz::fuzz_request_parser,
-    )]
+    vec![
+        (
+            "fuzz_request_parser",
+            raftkv::api::fuzz::fuzz_request_parser,
+        ),
+        (
+            "fuzz_peer_frames",
+            raftkv::transport::frame::fuzz_peer_frames,
+        ),
+    ]
 }
 
 #[test]

@@ -181,8 +181,21 @@ fn handle(node: &Node, mut request: Request) {
             let below = p["/v2/keys/".len()..].to_string();
             return keys(node, request, &method, &below, &raw_query, cors);
         }
-        "/v2/members" => cluster::members(node, &method, &path),
-        p if p.starts_with("/v2/members/") => cluster::members(node, &method, &path),
+        p if p == "/v2/members" || p.starts_with("/v2/members/") => {
+            let content_type = header_value(&request, "Content-Type");
+            let body = if matches!(method.as_str(), "POST" | "PUT") {
+                read_body(&mut request, MAX_MEMBERS_BODY_BYTES)
+            } else {
+                Vec::new()
+            };
+            let members_request = cluster::MembersRequest {
+                method: &method,
+                path: &path,
+                content_type: content_type.as_deref(),
+                body: &body,
+            };
+            cluster::members(node, members_request)
+        }
         "/v2/machines" => cluster::machines(node, &method),
         "/v2/stats/self" => cluster::stats(node, &method, "self"),
         "/v2/stats/leader" => cluster::stats(node, &method, "leader"),
@@ -192,8 +205,18 @@ fn handle(node: &Node, mut request: Request) {
         "/metrics" => cluster::metrics(node),
         _ => Reply::not_found(),
     };
-    let _ = &mut request;
     respond(request, reply, cors)
+}
+
+/// Largest `/v2/members` body read (a list of peer URLs).
+const MAX_MEMBERS_BODY_BYTES: usize = 64 * 1024;
+
+fn header_value(request: &Request, name: &'static str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
 }
 
 /// What Go's server says about a request it refuses before routing, if it does.

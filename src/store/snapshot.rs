@@ -85,6 +85,11 @@ pub enum SnapshotDecodeError {
         previous: String,
         found: String,
     },
+    /// No further write could get an index.
+    IndexExhausted {
+        max: u64,
+        found: u64,
+    },
     HistoryTooLong {
         max: usize,
         found: u64,
@@ -143,6 +148,10 @@ impl fmt::Display for SnapshotDecodeError {
             InternalKeyOutOfOrder { previous, found } => write!(
                 f,
                 "store snapshot: expected an internal key after {previous:?}, found {found:?}"
+            ),
+            IndexExhausted { max, found } => write!(
+                f,
+                "store snapshot: expected a current index below {max}, found {found}"
             ),
             HistoryTooLong { max, found } => write!(
                 f,
@@ -275,6 +284,12 @@ impl Store {
         }
         let mut store = Store::new();
         store.current_index = reader.u64("current_index")?;
+        if store.current_index == u64::MAX {
+            return Err(SnapshotDecodeError::IndexExhausted {
+                max: u64::MAX,
+                found: store.current_index,
+            });
+        }
         let node_count = reader.u64("node_count")?;
         let mut previous_path = String::new();
         for _ in 0..node_count {
@@ -388,14 +403,13 @@ impl Store {
                     });
                 }
             }
-            expected_index = Some(event.index().saturating_add(1));
-            if event.index() == u64::MAX {
-                // The next index would overflow: no store can have produced it.
+            if event.index() > store.current_index {
                 return Err(SnapshotDecodeError::HistoryEnd {
                     expected: store.current_index,
-                    found: u64::MAX,
+                    found: event.index(),
                 });
             }
+            expected_index = Some(event.index() + 1);
             store.history.push(HistoryEntry { event, internal });
         }
         if history_count > 0 && store.history.newest_index() != store.current_index {
