@@ -953,7 +953,13 @@ fn history_dir_delete_does_not_match_a_sibling_with_the_same_prefix() {
     let mut store = Store::new();
     ok(&mut store, mkdir("/foo"));
     ok(&mut store, delete("/foo", true, false));
-    assert_eq!(parked(store.watch("/foobar", false, false, 2, 1).unwrap()), 2);
+    assert_eq!(
+        parked(store.watch("/foobar", false, false, 2, 1).unwrap()),
+        2
+    );
     let event = ready(store.watch("/foo/bar", false, false, 2, 2).unwrap());
-    assert_eq!((event.action, event.node.key.as_str()), (Action::Delete, "/foo"));
+    assert_eq!(
+        (event.action, event.node.key.as_str()),
+        (Action::Delete, "/foo")
+    );
 }

@@ -151,6 +151,16 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
             "Content-Length" => "<present>".to_string(),
             _ => ctx.replace_ports(value),
         };
+        let copies = raw
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count();
+        let value = if copies > 1 {
+            format!("{value} (sent {copies} times)")
+        } else {
+            value
+        };
         norm.headers.push((wire_name.to_string(), value));
     }
     if ctx.is_head {
@@ -253,7 +263,13 @@ fn normalize_json(value: Json, ctx: &Context) -> Json {
             Json::Obj(fields) => Json::Obj(
                 fields
                     .into_iter()
-                    .map(|(k, v)| if k == "watchers" { (k, v) } else { (k, shape(v)) })
+                    .map(|(k, v)| {
+                        if k == "watchers" {
+                            (k, v)
+                        } else {
+                            (k, shape(v))
+                        }
+                    })
                     .collect(),
             ),
             other => shape(other),
