@@ -75,10 +75,16 @@ pub fn send(port: u16, request: &[u8], is_head: bool) -> PendingResponse {
 
 impl PendingResponse {
     /// Reads until the status line and headers are in, or `deadline` passes.
+    /// Interim `1xx` responses (e.g. `100 Continue`) are skipped.
     pub fn read_headers(&mut self, deadline: Instant) {
         while !self.headers_done {
             if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
                 self.parse_head(end);
+                if (100..200).contains(&self.response.status) && self.response.status != 101 {
+                    self.response = RawResponse::default();
+                    self.headers_done = false;
+                    continue;
+                }
                 return;
             }
             if !self.fill(deadline) {
