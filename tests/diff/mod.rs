@@ -109,8 +109,9 @@ fn record(
     }
 }
 
-/// Runs every scenario against the server on `client_port`.
-pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<ScenarioRun> {
+/// Runs every scenario against `server`.
+pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<ScenarioRun> {
+    let (client_port, peer_port) = (server.client_port, server.peer_port);
     let mut runs = Vec::new();
     for (index, scenario) in scenarios.iter().enumerate() {
         let number = index + 1;
@@ -192,6 +193,16 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
                     }
                     let _ = pending.finish(Instant::now());
                 }
+                Step::Restart => {
+                    watches.clear();
+                    server.restart().unwrap_or_else(|e| {
+                        panic!(
+                            "scenario {}: restarting {:?}: {e}",
+                            scenario.name, server.kind
+                        )
+                    });
+                    wait_index_settled(client_port);
+                }
                 Step::Sleep(millis) => std::thread::sleep(Duration::from_millis(*millis)),
                 Step::Repeat {
                     count,
@@ -239,15 +250,15 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
 pub fn run_and_compare(first: ServerKind, second: ServerKind) {
     let scenarios = load_scenarios();
     let started = Instant::now();
-    let server_a =
+    let mut server_a =
         ServerProcess::start(first, "n1").unwrap_or_else(|e| panic!("starting {first:?}: {e}"));
-    let server_b =
+    let mut server_b =
         ServerProcess::start(second, "n1").unwrap_or_else(|e| panic!("starting {second:?}: {e}"));
     wait_index_settled(server_a.client_port);
     wait_index_settled(server_b.client_port);
     let (runs_a, runs_b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| run_all(&scenarios, server_a.client_port, server_a.peer_port));
-        let b = scope.spawn(|| run_all(&scenarios, server_b.client_port, server_b.peer_port));
+        let a = scope.spawn(|| run_all(&scenarios, &mut server_a));
+        let b = scope.spawn(|| run_all(&scenarios, &mut server_b));
         (
             a.join().expect("runner A panicked"),
             b.join().expect("runner B panicked"),

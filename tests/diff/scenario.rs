@@ -22,6 +22,8 @@
 //! PIPELINE N                    the next N requests are written at once on one keep-alive
 //!                               connection (only the last says `Connection: close`) and their
 //!                               N responses are read from it in order
+//! RESTART                       kills the server (SIGKILL) and starts it again on the same data
+//!                               directory, then waits until its index settles
 //! ABSINDEX                      records the server's X-Etcd-Index as an absolute number (used
 //!                               once, first, to check a fresh server's starting index)
 //! ```
@@ -81,6 +83,7 @@ pub enum Step {
         request: RequestTemplate,
     },
     AbsoluteIndex,
+    Restart,
     /// Requests sent back to back on one connection; `expected` is how many the file promised.
     Pipeline {
         requests: Vec<RequestTemplate>,
@@ -155,6 +158,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, String> {
         let step = match word {
             "RAW" => Step::Raw(rest.to_string()),
             "ABSINDEX" => Step::AbsoluteIndex,
+            "RESTART" => Step::Restart,
             "SLEEP" => Step::Sleep(rest.parse().map_err(|_| format!("{where_}: bad SLEEP"))?),
             "WATCH" => {
                 let (label, target) = split_word(rest);
