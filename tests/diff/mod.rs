@@ -109,12 +109,56 @@ fn record(
     }
 }
 
+/// Time after which the remaining scenarios are not run on a server.
+const SUITE_BUDGET: Duration = Duration::from_secs(150);
+
+/// True when the last three recorded exchanges all got no response at all.
+fn unresponsive(runs: &[ScenarioRun]) -> bool {
+    let recent: Vec<&Record> = runs
+        .iter()
+        .rev()
+        .flat_map(|run| run.records.iter().rev())
+        .take(3)
+        .collect();
+    recent.len() == 3
+        && recent
+            .iter()
+            .all(|record| record.norm.status == 0 && record.norm.transport_error)
+}
+
+fn not_run_record() -> Record {
+    Record {
+        request: "(scenario not run: suite budget spent or server unresponsive)".into(),
+        norm: Norm {
+            status: 0,
+            headers: vec![(
+                "(not run)".into(),
+                "server unresponsive or out of time".into(),
+            )],
+            body: Vec::new(),
+            complete: false,
+            transport_error: true,
+        },
+        raw_body: String::new(),
+    }
+}
+
 /// Runs every scenario against `server`.
 pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<ScenarioRun> {
     let (client_port, peer_port) = (server.client_port, server.peer_port);
     let mut runs = Vec::new();
+    let started = Instant::now();
     for (index, scenario) in scenarios.iter().enumerate() {
         let number = index + 1;
+        // A hung or dead server must not turn the suite into hours of timeouts: once the
+        // budget is spent or the server stopped answering, the remaining scenarios are
+        // recorded as not run (and so differ).
+        if started.elapsed() > SUITE_BUDGET || unresponsive(&runs) {
+            runs.push(ScenarioRun {
+                records: vec![not_run_record()],
+            });
+            continue;
+        }
         let subst = Substitution {
             scenario_number: number,
             base_index: probe_index(client_port, number),
@@ -130,7 +174,7 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                         client_port,
                         &request,
                         template.method == "HEAD",
-                        Duration::from_secs(10),
+                        Duration::from_secs(5),
                     );
                     records.push(record(&raw, &request, &subst, peer_port, template.compare));
                 }
@@ -185,7 +229,7 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                         .map(|(i, t)| t.render_with(&subst, i + 1 == templates.len()))
                         .collect();
                     let mut pending = http::send(client_port, &rendered.concat(), false);
-                    let deadline = Instant::now() + Duration::from_secs(10);
+                    let deadline = Instant::now() + Duration::from_secs(5);
                     for (template, request) in templates.iter().zip(&rendered) {
                         pending.expect_head(template.method == "HEAD");
                         let raw = pending.finish_one(deadline);
@@ -215,7 +259,7 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                             client_port,
                             &request,
                             template.method == "HEAD",
-                            Duration::from_secs(10),
+                            Duration::from_secs(5),
                         ));
                     }
                     if let Some(raw) = last {
