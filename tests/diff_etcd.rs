@@ -15,3 +15,19 @@ fn raftkv_answers_like_etcd() {
     }
     diff::run_and_compare(common::ServerKind::Etcd, common::ServerKind::Raftkv);
 }
+
+/// v2-api.md section 1.5: with `--cors` set to a list, CORS headers appear only for a listed
+/// `Origin`, which is echoed.
+#[test]
+fn raftkv_answers_like_etcd_with_a_cors_list() {
+    if !common::etcd_available() {
+        println!("skipped: etcd not found");
+        return;
+    }
+    diff::run_and_compare_with(
+        common::ServerKind::Etcd,
+        common::ServerKind::Raftkv,
+        "scenarios-cors",
+        &["--cors", "http://good.example:80,http://other.example:8080"],
+    );
+}

@@ -15,6 +15,23 @@ fn harness_finds_no_difference_between_two_etcds() {
     diff::run_and_compare(common::ServerKind::Etcd, common::ServerKind::Etcd);
 }
 
+#[test]
+fn harness_finds_no_difference_between_two_etcds_with_a_cors_list() {
+    if !common::etcd_available() {
+        println!("skipped: etcd not found");
+        return;
+    }
+    diff::run_and_compare_with(
+        common::ServerKind::Etcd,
+        common::ServerKind::Etcd,
+        "scenarios-cors",
+        &["--cors", CORS_ORIGINS],
+    );
+}
+
+/// etcd 3.4 wants an explicit port on each origin.
+const CORS_ORIGINS: &str = "http://good.example:80,http://other.example:8080";
+
 // The normaliser must hide only what legitimately differs; these tests show it still reports
 // every difference that matters.
 
@@ -204,6 +221,7 @@ fn substitutions_and_escapes() {
 
 #[test]
 fn scenario_files_parse_and_are_numerous() {
-    let scenarios = diff::load_scenarios();
+    let scenarios = diff::load_scenarios_from("scenarios");
     assert!(scenarios.len() >= 150, "only {} scenarios", scenarios.len());
+    assert!(!diff::load_scenarios_from("scenarios-cors").is_empty());
 }

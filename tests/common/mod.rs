@@ -66,6 +66,16 @@ impl ServerProcess {
     /// Starts a single-member server of `kind` named `name` and waits (at most 15 s) until
     /// `GET /version` on its client port answers 200.
     pub fn start(kind: ServerKind, name: &str) -> Result<ServerProcess, String> {
+        ServerProcess::start_with_args(kind, name, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with extra command-line arguments appended (e.g.
+    /// `--cors`).
+    pub fn start_with_args(
+        kind: ServerKind,
+        name: &str,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, String> {
         let client_port = free_port();
         let mut peer_port = free_port();
         while peer_port == client_port {
@@ -105,6 +115,7 @@ impl ServerProcess {
             args.push(flag.into());
             args.push(value);
         }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
         let mut server = ServerProcess {
             kind,
             name: name.to_string(),

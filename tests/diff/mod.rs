@@ -32,9 +32,11 @@ pub struct ScenarioRun {
     pub records: Vec<Record>,
 }
 
-/// Loads the scenario files shipped with the tests.
-pub fn load_scenarios() -> Vec<Scenario> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/diff/scenarios");
+/// Loads the scenario files of `tests/diff/<subdir>`.
+pub fn load_scenarios_from(subdir: &str) -> Vec<Scenario> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/diff")
+        .join(subdir);
     scenario::load_dir(&dir).unwrap_or_else(|e| panic!("loading scenarios from {dir:?}: {e}"))
 }
 
@@ -292,12 +294,23 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
 /// Starts a server of each kind, runs all scenarios on both (in parallel) and panics listing
 /// every scenario whose normalised responses differ.
 pub fn run_and_compare(first: ServerKind, second: ServerKind) {
-    let scenarios = load_scenarios();
+    run_and_compare_with(first, second, "scenarios", &[]);
+}
+
+/// [`run_and_compare`] for the scenarios of `tests/diff/<subdir>`, both servers started with
+/// `extra_args` appended to their command lines.
+pub fn run_and_compare_with(
+    first: ServerKind,
+    second: ServerKind,
+    subdir: &str,
+    extra_args: &[&str],
+) {
+    let scenarios = load_scenarios_from(subdir);
     let started = Instant::now();
-    let mut server_a =
-        ServerProcess::start(first, "n1").unwrap_or_else(|e| panic!("starting {first:?}: {e}"));
-    let mut server_b =
-        ServerProcess::start(second, "n1").unwrap_or_else(|e| panic!("starting {second:?}: {e}"));
+    let mut server_a = ServerProcess::start_with_args(first, "n1", extra_args)
+        .unwrap_or_else(|e| panic!("starting {first:?}: {e}"));
+    let mut server_b = ServerProcess::start_with_args(second, "n1", extra_args)
+        .unwrap_or_else(|e| panic!("starting {second:?}: {e}"));
     wait_index_settled(server_a.client_port);
     wait_index_settled(server_b.client_port);
     let (runs_a, runs_b) = std::thread::scope(|scope| {
