@@ -16,7 +16,7 @@ fn harness_finds_no_difference_between_two_etcds() {
 }
 
 #[test]
-fn harness_finds_no_difference_between_two_etcds_with_a_cors_list() {
+fn harness_finds_no_difference_between_two_etcds_with_a_cors_list_and_host_whitelist() {
     if !common::etcd_available() {
         println!("skipped: etcd not found");
         return;
@@ -25,12 +25,15 @@ fn harness_finds_no_difference_between_two_etcds_with_a_cors_list() {
         common::ServerKind::Etcd,
         common::ServerKind::Etcd,
         "scenarios-cors",
-        &["--cors", CORS_ORIGINS],
+        &["--cors", CORS_ORIGINS, "--host-whitelist", HOST_WHITELIST],
     );
 }
 
 /// etcd 3.4 wants an explicit port on each origin.
 const CORS_ORIGINS: &str = "http://good.example:80,http://other.example:8080";
+
+/// Host names (ports are not compared) that may be used in the Host header.
+const HOST_WHITELIST: &str = "127.0.0.1,good.example";
 
 // The normaliser must hide only what legitimately differs; these tests show it still reports
 // every difference that matters.

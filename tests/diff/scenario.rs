@@ -8,7 +8,8 @@
 //! METHOD TARGET                 a request without a body (METHOD is any token: GET, PATCH, ...)
 //! METHOD TARGET BODY            a request with a form body (everything after the 2nd space),
 //!                               sent with Content-Type: application/x-www-form-urlencoded
-//!   header NAME: VALUE          (indented) adds a header to the request above
+//!   header NAME: VALUE          (indented) adds a header to the request above (a Host header
+//!                               replaces the default `Host: 127.0.0.1:<port>`)
 //!   ctype VALUE                 replaces the form content type ("-" = no Content-Type at all)
 //!   bigbody N                   body = "value=" followed by 'a's, N bytes in total (form type)
 //!   status-only                 compare only the status code of this response
@@ -399,7 +400,13 @@ impl RequestTemplate {
         out.push(b' ');
         out.extend_from_slice(&subst.apply(&self.target));
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        out.extend_from_slice(format!("Host: 127.0.0.1:{}\r\n", subst.client_port).as_bytes());
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("Host"))
+        {
+            out.extend_from_slice(format!("Host: 127.0.0.1:{}\r\n", subst.client_port).as_bytes());
+        }
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
