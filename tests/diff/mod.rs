@@ -5,6 +5,15 @@
 //! Both servers run the whole scenario list, each in its own thread, so sleeps overlap. Each
 //! scenario writes only under its own prefix `/s<N>` and that prefix is deleted recursively
 //! afterwards (not recorded), so scenarios do not see each other's keys or pending TTLs.
+//!
+//! Adding a scenario: append a `=== name` block to a file in `tests/diff/scenarios/` (format
+//! in `scenario.rs`), then run `cargo test --test diff_selfcheck` — two etcds must agree on it,
+//! which proves it is deterministic under the normalisation — and `cargo test --test
+//! diff_etcd` for raftkv. A failure prints, per differing step, a one-line summary of what
+//! differs, the request, and both normalised responses with the raw bodies.
+//!
+//! Environment: `RAFTKV_DIFF_OUT=<file>` also writes that report to a file;
+//! `RAFTKV_DIFF_DUMP=<file>` writes every exchange of the first server (to review scenarios).
 
 pub mod http;
 pub mod json;
