@@ -212,10 +212,6 @@ impl Store {
         cmd: &Command,
         fired: &mut Vec<(WatcherId, Event)>,
     ) -> Result<Option<Event>, V2Error> {
-        let stats_pair = |stats: &StoreStats, ok: bool, which: fn(&StoreStats) -> (&_, &_)| {
-            let (success, fail) = which(stats);
-            StoreStats::bump(if ok { success } else { fail });
-        };
         let result = match cmd {
             Command::Set {
                 key,
@@ -225,9 +221,11 @@ impl Store {
                 refresh,
             } => {
                 let result = self.set(key, value, *dir, *expire_at, *refresh, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.sets_success, &s.sets_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.sets_success,
+                    &self.stats.sets_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Create {
@@ -238,9 +236,11 @@ impl Store {
                 in_order,
             } => {
                 let result = self.create(key, value, *dir, *expire_at, *in_order, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.create_success, &s.create_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.create_success,
+                    &self.stats.create_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Update {
@@ -250,9 +250,11 @@ impl Store {
                 refresh,
             } => {
                 let result = self.update(key, value, *expire_at, *refresh, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.update_success, &s.update_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.update_success,
+                    &self.stats.update_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::CompareAndSwap {
@@ -272,9 +274,11 @@ impl Store {
                     *refresh,
                     fired,
                 );
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.compare_and_swap_success, &s.compare_and_swap_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.compare_and_swap_success,
+                    &self.stats.compare_and_swap_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Delete {
@@ -283,9 +287,11 @@ impl Store {
                 recursive,
             } => {
                 let result = self.delete(key, *dir, *recursive, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.delete_success, &s.delete_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.delete_success,
+                    &self.stats.delete_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::CompareAndDelete {
@@ -295,9 +301,11 @@ impl Store {
             } => {
                 let result =
                     self.compare_and_delete(key, prev_value.as_deref(), *prev_index, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.compare_and_delete_success, &s.compare_and_delete_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.compare_and_delete_success,
+                    &self.stats.compare_and_delete_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Sync { now } => {
@@ -644,30 +652,68 @@ impl Store {
         self.record(&event, &[], true, fired);
     }
 
-    /// The listing of a directory's visible children (hidden ones left out at every level).
+    /// The listing of a directory's visible children (hidden ones left out at every level);
+    /// with `recursive`, child directories carry their own listings. Built with an explicit
+    /// stack, so a deep tree cannot overflow the thread's stack here.
     fn list(&self, dir: &str, recursive: bool) -> Option<Vec<NodeExtern>> {
-        let mut nodes = Vec::new();
-        for (child_path, child) in self.tree.children(dir) {
-            if path::is_hidden(child_path) {
+        struct Frame<'a> {
+            /// The directory being listed (unused for the outermost frame).
+            node: Option<NodeExtern>,
+            /// Visible children still to visit, last one first.
+            pending: Vec<(&'a str, &'a StoredNode)>,
+            listed: Vec<NodeExtern>,
+        }
+        let visible_children = |dir_path: &str| {
+            let mut children: Vec<(&str, &StoredNode)> = self
+                .tree
+                .children(dir_path)
+                .into_iter()
+                .filter(|(child_path, _)| !path::is_hidden(child_path))
+                .collect();
+            children.reverse();
+            children
+        };
+        let mut frames = vec![Frame {
+            node: None,
+            pending: visible_children(dir),
+            listed: Vec::new(),
+        }];
+        loop {
+            let top = frames
+                .last_mut()
+                .expect("the outermost frame is popped last");
+            if let Some((child_path, child)) = top.pending.pop() {
+                let child_extern = extern_of(child_path, child);
+                if recursive && child.is_dir() {
+                    frames.push(Frame {
+                        node: Some(child_extern),
+                        pending: visible_children(child_path),
+                        listed: Vec::new(),
+                    });
+                } else {
+                    top.listed.push(child_extern);
+                }
                 continue;
             }
-            let mut child_extern = extern_of(child_path, child);
-            if recursive && child.is_dir() {
-                child_extern.nodes = self.list(child_path, true);
+            let done = frames.pop().expect("a frame was on the stack");
+            let nodes = if done.listed.is_empty() {
+                None
+            } else {
+                Some(done.listed)
+            };
+            match (frames.last_mut(), done.node) {
+                (Some(parent), Some(mut node)) => {
+                    node.nodes = nodes;
+                    parent.listed.push(node);
+                }
+                _ => return nodes,
             }
-            nodes.push(child_extern);
-        }
-        if nodes.is_empty() {
-            None
-        } else {
-            Some(nodes)
         }
     }
 
     /// Read a key. Children are always sorted by key (so `sorted` changes nothing: output is
     /// deterministic). Counts getsSuccess/getsFail.
-    pub fn get(&self, key: &str, recursive: bool, sorted: bool) -> Result<Event, V2Error> {
-        let _ = sorted;
+    pub fn get(&self, key: &str, recursive: bool, _sorted: bool) -> Result<Event, V2Error> {
         let path = path::clean(key);
         let found = match self.lookup(&path) {
             Ok(found) => found,

@@ -963,3 +963,19 @@ fn history_dir_delete_does_not_match_a_sibling_with_the_same_prefix() {
         (Action::Delete, "/foo")
     );
 }
+
+#[test]
+fn recursive_listing_of_a_deep_tree_is_built_without_recursion() {
+    let mut store = Store::new();
+    let depth = 3000;
+    ok(&mut store, set(&"/a".repeat(depth), "leaf"));
+    let mut node = get(&store, "/", true);
+    let mut levels = 0;
+    while let Some(mut children) = node.nodes.take() {
+        assert_eq!(children.len(), 1);
+        node = children.pop().expect("one child");
+        levels += 1;
+    }
+    assert_eq!(levels, depth);
+    assert_eq!(node.value.as_deref(), Some("leaf"));
+}
