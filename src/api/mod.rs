@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod form;
 pub mod fuzz;
+pub mod gojson;
 pub mod http;
 pub mod json;
 pub mod keys;

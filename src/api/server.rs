@@ -203,6 +203,7 @@ fn handle(node: &Node, mut request: Request) {
         "/version" => cluster::version(&method),
         "/health" => cluster::health(node, &method),
         "/metrics" => cluster::metrics(node),
+        "/debug/vars" => cluster::debug_vars(node, &method),
         _ => Reply::not_found(),
     };
     respond(request, reply, cors)
@@ -434,9 +435,11 @@ fn watch(
             let current_index = store.current_index();
             drop(store);
             // Satisfied from history: the head and the one event at once. A stream watch
-            // answered from history gets that one event and then its response ends.
+            // answered from history gets that one event and then nothing more, its response
+            // left open, as on etcd (the watcher is never registered for live events); the hub
+            // keeps such responses as inert sinks and closes the oldest when it needs room.
             let head = watch_head(node, current_index, &cors);
-            let sink = Arc::new(WatchSink::new(id, false, request.into_writer(), head));
+            let sink = Arc::new(WatchSink::new(id, stream, request.into_writer(), head));
             let body = event_json(&event, now_unix_nanos(), false).into_bytes();
             node.watches.park(sink);
             node.watches.fire(vec![(id, body)]);

@@ -7,7 +7,9 @@
 //!      0     1  kind: 1 client command, 2 member publish, 3 member peer URLs, 4 cluster version
 //!      1     8  proposer member ID (0: nobody waits)
 //!      9     8  request ID, unique per proposer process (0: nobody waits)
-//!     17     n  body:
+//!     17     8  proposed at: the proposer's clock, Unix nanoseconds (i64); events of this
+//!               entry render their `ttl` as of this time on every member
+//!     25     n  body:
 //!                 1 -> a store Command (store::command's encoding)
 //!                 2 -> member ID u64, name (u32 length + UTF-8), client URLs (list)
 //!                 3 -> member ID u64, peer URLs (list)
@@ -61,6 +63,7 @@ pub enum Payload {
 pub struct Envelope {
     pub proposer: u64,
     pub request_id: u64,
+    pub proposed_at_unix_nanos: i64,
     pub payload: Payload,
 }
 
@@ -202,6 +205,7 @@ impl Envelope {
         out.push(kind);
         put_u64(&mut out, self.proposer);
         put_u64(&mut out, self.request_id);
+        put_u64(&mut out, self.proposed_at_unix_nanos as u64);
         match &self.payload {
             Payload::Command(command) => command.encode(&mut out),
             Payload::Publish {
@@ -230,6 +234,7 @@ impl Envelope {
         let kind = reader.u8()?;
         let proposer = reader.u64()?;
         let request_id = reader.u64()?;
+        let proposed_at_unix_nanos = reader.u64()? as i64;
         let payload = match kind {
             KIND_COMMAND => {
                 let command =
@@ -256,6 +261,7 @@ impl Envelope {
         Ok(Envelope {
             proposer,
             request_id,
+            proposed_at_unix_nanos,
             payload,
         })
     }
@@ -364,6 +370,7 @@ mod tests {
             Envelope {
                 proposer: 7,
                 request_id: 9,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::Command(Command::Delete {
                     key: "/a".into(),
                     dir: true,
@@ -373,6 +380,7 @@ mod tests {
             Envelope {
                 proposer: 1,
                 request_id: 0,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::Publish {
                     member_id: 1,
                     name: "n1".into(),
@@ -382,6 +390,7 @@ mod tests {
             Envelope {
                 proposer: 0,
                 request_id: 0,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::PeerUrls {
                     member_id: 5,
                     peer_urls: vec![],
@@ -390,6 +399,7 @@ mod tests {
             Envelope {
                 proposer: 0,
                 request_id: 0,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::ClusterVersion {
                     version: "3.4.0".into(),
                 },

@@ -75,6 +75,8 @@ pub(crate) struct RaftLoop {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// Entries proposed this turn, not yet handed to the core.
+    batch: Vec<(Vec<u8>, Instant)>,
     /// A Ready whose persistence failed with ENOSPC, to retry.
     unpersisted: Option<Ready>,
     published: bool,
@@ -113,6 +115,7 @@ impl RaftLoop {
             applied_index: boot.snapshot_index,
             applied_term: boot.snapshot_term,
             snapshot_index: boot.snapshot_index,
+            batch: Vec::new(),
             unpersisted: None,
             published: false,
             publish_request_id: 0,
@@ -227,6 +230,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -275,9 +279,21 @@ impl RaftLoop {
         }
     }
 
+    /// Queues an entry; [`RaftLoop::flush_proposals`] hands the turn's entries to the core
+    /// as one batch (one append, one broadcast).
     fn propose_data(&mut self, data: Vec<u8>, deadline: Instant) {
-        if let Err(_refused) = self.raw.propose(data.clone()) {
-            self.stalled.push_back((data, deadline));
+        self.batch.push((data, deadline));
+    }
+
+    fn flush_proposals(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let entries: Vec<Vec<u8>> = batch.iter().map(|(data, _)| data.clone()).collect();
+        if self.raw.propose_batch(entries).is_err() {
+            // No leader (or a transfer in progress): retried every tick until the deadline.
+            self.stalled.extend(batch);
         }
     }
 
@@ -368,6 +384,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -386,6 +403,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id: 0,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -402,6 +420,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id: 0,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -418,6 +437,7 @@ impl RaftLoop {
     }
 
     fn process_ready(&mut self) {
+        self.flush_proposals();
         if self.unpersisted.is_some() {
             return;
         }
@@ -667,7 +687,11 @@ impl RaftLoop {
                             )
                         });
                         let outcome = match envelope.payload {
-                            Payload::Command(command) => store.apply(&command, &mut fired),
+                            Payload::Command(command) => store.apply_at(
+                                &command,
+                                Some(envelope.proposed_at_unix_nanos),
+                                &mut fired,
+                            ),
                             Payload::Publish {
                                 member_id,
                                 name,

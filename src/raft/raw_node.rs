@@ -148,6 +148,25 @@ impl RawNode {
         self.raft.step(m)
     }
 
+    /// Propose many application entries at once: one append, one broadcast (group commit).
+    /// Either all are accepted or none.
+    pub fn propose_batch(&mut self, batch: Vec<Vec<u8>>) -> Result<(), ProposeError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut m = Message::new(MessageKind::Propose, self.raft.id, NO_NODE, 0);
+        m.entries = batch
+            .into_iter()
+            .map(|data| Entry {
+                term: 0,
+                index: 0,
+                kind: EntryKind::Normal,
+                data,
+            })
+            .collect();
+        self.raft.step(m)
+    }
+
     /// Propose a membership change (refused while another is unapplied).
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<(), ProposeError> {
         let mut m = Message::new(MessageKind::Propose, self.raft.id, NO_NODE, 0);
