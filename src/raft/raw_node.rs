@@ -230,6 +230,11 @@ impl RawNode {
         if applied <= self.raft.log.storage.snapshot().meta.index {
             return;
         }
+        assert!(
+            applied <= self.raft.log.persisted_last_index(),
+            "compact at applied index {applied} past the persisted log ({})",
+            self.raft.log.persisted_last_index()
+        );
         let conf_state = self.raft.conf_state();
         self.raft.log.storage.compact(applied, conf_state, data);
     }
