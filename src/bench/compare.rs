@@ -402,7 +402,11 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     print!("{}", table(&header, &rows));
 
     let failures = |results: &[Vec<WorkloadResult>]| -> u64 {
-        results.iter().flatten().map(|r| r.failed).sum()
+        results
+            .iter()
+            .flatten()
+            .map(|r| r.failed_requests + r.failed_workers)
+            .sum()
     };
     println!(
         "failed requests over all runs: raftkv {}, etcd {}",
@@ -411,6 +415,22 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             .as_deref()
             .map(failures)
             .map_or("-".into(), |n| n.to_string())
+    );
+    let stalls = |results: &[Vec<WorkloadResult>], fan_outs: &[FanOutResult]| -> u64 {
+        results
+            .iter()
+            .flatten()
+            .map(|r| r.stalled_connections)
+            .sum::<u64>()
+            + fan_outs.iter().map(|r| r.stalled_connections).sum::<u64>()
+    };
+    println!(
+        "connections accepted but left unanswered (re-dialled): raftkv {}, etcd {}",
+        stalls(&raftkv.results, &raftkv.fan_outs),
+        match (&etcd_results, &etcd_fan_outs) {
+            (Some(results), Some(fan_outs)) => stalls(results, fan_outs).to_string(),
+            _ => "-".into(),
+        }
     );
     let watch_summary = |fan_outs: &[FanOutResult]| -> String {
         let sum = |f: fn(&FanOutResult) -> u64| fan_outs.iter().map(f).sum::<u64>();

@@ -65,6 +65,8 @@ pub struct FanOutResult {
     pub watch_errors: u64,
     /// Watchers that had not seen the `done` marker at the time limit.
     pub timed_out_watchers: u64,
+    /// Watcher connections accepted but not answered at first, dialled again.
+    pub stalled_connections: u64,
     pub first_error: Option<String>,
     /// From the common start until the last watcher stopped.
     pub elapsed: Duration,
@@ -102,6 +104,7 @@ struct WatcherLog {
     errors: u64,
     first_error: Option<String>,
     saw_done: bool,
+    stalled_connections: u64,
 }
 
 /// The oldest index in "the requested history has been cleared [start/requested]".
@@ -129,7 +132,7 @@ fn run_watcher(
     let mut log = WatcherLog::default();
     let endpoint = &settings.endpoints[worker % settings.endpoints.len()];
     let session = Session::new(endpoint, settings.request_timeout).and_then(|mut session| {
-        session.warm_up()?;
+        log.stalled_connections = session.connect_with_retries()?;
         Ok(session)
     });
     start_line.wait();
@@ -205,7 +208,11 @@ fn run_writer(
     let mut failed = 0;
     let mut latency = Histogram::new();
     let mut first_error = None;
-    let session = Session::new(&settings.endpoints[0], settings.request_timeout);
+    let session =
+        Session::new(&settings.endpoints[0], settings.request_timeout).and_then(|mut session| {
+            session.connect_with_retries()?;
+            Ok(session)
+        });
     start_line.wait();
     let mut session = match session {
         Ok(session) => session,
@@ -306,6 +313,7 @@ pub fn run_fan_out(
         history_cleared: 0,
         watch_errors: 0,
         timed_out_watchers: 0,
+        stalled_connections: 0,
         first_error: writer_error,
         elapsed,
         write_latency,
@@ -318,6 +326,7 @@ pub fn run_fan_out(
         result.unexpected += tally.unexpected;
         result.history_cleared += log.history_cleared;
         result.watch_errors += log.errors;
+        result.stalled_connections += log.stalled_connections;
         if !log.saw_done {
             result.timed_out_watchers += 1;
         }
