@@ -226,3 +226,101 @@ fn the_binary_runs_every_workload_and_prints_one_line_each() {
         "an unknown workload is a usage error"
     );
 }
+
+#[test]
+fn compare_runs_both_servers_prints_the_tables_and_leaves_nothing_behind() {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv-bench"))
+        .args([
+            "compare",
+            "--raftkv",
+            env!("CARGO_BIN_EXE_raftkv"),
+            "--rounds",
+            "1",
+            "--requests",
+            "40",
+            "--time-limit-secs",
+            "20",
+            "--preload-keys",
+            "50",
+            "--watchers",
+            "2",
+            "--watch-writes",
+            "10",
+            "--memory-keys",
+            "200",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running raftkv-bench compare");
+    let bench_pid = child.id();
+    let output = child.wait_with_output().expect("waiting for compare");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "compare failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let etcd_present = !stdout.contains("note: etcd not found");
+    for row in [
+        "put c=1 ",
+        "put c=256 ",
+        "put hot key c=64 ",
+        "get quorum c=64 ",
+        "mix 90/10 c=64 ",
+        "watch W=2",
+        "resident MiB with 200 keys",
+        "data dir MiB allocated (du) with 200 keys",
+        "restart to first read, ms",
+    ] {
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|line| line.starts_with(row))
+            .unwrap_or_else(|| panic!("no table row {row:?} in:\n{stdout}"));
+        let cells: Vec<&str> = line[row.len()..].split_whitespace().collect();
+        assert!(
+            cells.first().is_some_and(|c| *c != "-") || row.starts_with("restart"),
+            "raftkv column empty in {line:?}"
+        );
+        if etcd_present && !row.starts_with("restart") {
+            assert!(
+                cells.get(1).is_some_and(|c| *c != "-"),
+                "etcd column empty in {line:?}"
+            );
+        }
+    }
+    assert!(
+        stdout.contains("disk: 4 KiB append + fdatasync p50"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("raftkv binary: "), "{stdout}");
+    assert!(
+        stdout.contains("watch fan-out raftkv: 1 runs, missed 0, duplicated 0"),
+        "{stdout}"
+    );
+    // Every server it started is gone (killed by PID and reaped), and so are its temp dirs.
+    for line in stdout.lines() {
+        let Some(rest) = line.split(": pid ").nth(1) else {
+            continue;
+        };
+        let pid: u32 = rest
+            .split(',')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unparsable pid line {line:?}"));
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "server pid {pid} still exists after compare ({line})"
+        );
+    }
+    let leftover_prefix = format!("raftkv-bench-{bench_pid}-");
+    let leftovers: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .expect("listing the temp dir")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&leftover_prefix))
+        .collect();
+    assert!(leftovers.is_empty(), "temp dirs left behind: {leftovers:?}");
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::bench::disk::append_fdatasync_latency;
 use crate::bench::process::{
-    disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
+    apparent_size_bytes, disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
 };
 use crate::bench::report::{fan_out_line, median, ratio, table, workload_line};
 use crate::bench::watch::{run_fan_out, FanOutResult, FanOutSettings};
@@ -145,6 +145,7 @@ struct Footprint {
     load_seconds: Option<f64>,
     resident_bytes: Option<f64>,
     data_dir_bytes: Option<f64>,
+    data_dir_apparent_bytes: Option<f64>,
     restart_to_read_seconds: Option<f64>,
 }
 
@@ -181,6 +182,7 @@ fn measure_footprint(
     std::thread::sleep(Duration::from_millis(500));
     footprint.resident_bytes = server.resident_kib().map(|kib| kib as f64 * 1024.0);
     footprint.data_dir_bytes = Some(disk_usage_bytes(&spec.data_dir) as f64);
+    footprint.data_dir_apparent_bytes = Some(apparent_size_bytes(&spec.data_dir) as f64);
     server.stop();
     let probe_key = preloaded_key(prefix, settings.memory_keys - 1);
     let mut restarted = spec.spawn()?;
@@ -336,7 +338,22 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         );
         for (kind, program) in &kinds {
             let footprint = measure_footprint(*kind, program, settings)?;
-            println!("{:<7} {:?}", kind.label(), footprint);
+            let show = |value: Option<f64>, format: &dyn Fn(f64) -> String| {
+                value.map(format).unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<7} loaded in {} s, resident {} MiB, data dir {} MiB allocated / {} MiB \
+                 apparent, restart to first read {} ms",
+                kind.label(),
+                show(footprint.load_seconds, &|v| format!("{v:.2}")),
+                show(footprint.resident_bytes, &mib),
+                show(footprint.data_dir_bytes, &mib),
+                show(footprint.data_dir_apparent_bytes, &mib),
+                show(footprint.restart_to_read_seconds, &|v| format!(
+                    "{:.0}",
+                    v * 1000.0
+                )),
+            );
             footprints.push(footprint);
         }
     }
@@ -493,9 +510,15 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             &mib,
         );
         push_metric(
-            format!("data dir MiB with {keys} keys"),
+            format!("data dir MiB allocated (du) with {keys} keys"),
             ours.data_dir_bytes,
             theirs.and_then(|f| f.data_dir_bytes),
+            &mib,
+        );
+        push_metric(
+            "data dir MiB apparent (file lengths)".into(),
+            ours.data_dir_apparent_bytes,
+            theirs.and_then(|f| f.data_dir_apparent_bytes),
             &mib,
         );
         push_metric(
