@@ -189,9 +189,10 @@ fn measure_footprint(
     match restarted.time_to_first_read(&probe_key, settings.start_limit) {
         Some(elapsed) => footprint.restart_to_read_seconds = Some(elapsed.as_secs_f64()),
         None => println!(
-            "note: {}: after a restart, {probe_key} was not readable within {:?} \
-             (not durable, or not serving)",
+            "note: {}: after a restart, {probe_key} was not readable (answered 'not found' for \
+             {:?} after its first answer, or no answer within {:?}): the key was not durable",
             kind.label(),
+            crate::bench::process::RESTART_GRACE,
             settings.start_limit
         ),
     }
@@ -530,6 +531,14 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     }
     println!();
     print!("{}", table(&["metric", "raftkv", "etcd", "ratio"], &extra));
+    if settings.memory_keys > 0 && ours.data_dir_apparent_bytes == Some(0.0) {
+        println!(
+            "WARNING: raftkv's data dir is empty after {} acknowledged writes: this build does \
+             not persist (no WAL, no fsync), so its write numbers are NOT comparable with etcd's \
+             durable writes",
+            settings.memory_keys
+        );
+    }
     match &fdatasync {
         Some(latency) => println!(
             "disk: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms ({} samples)",
