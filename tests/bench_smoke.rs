@@ -150,6 +150,7 @@ fn watch_fan_out_on_raftkv_delivers_every_write_to_every_watcher_once() {
     assert_eq!(result.writes_acknowledged, 40, "{context}");
     assert_eq!(result.writes_failed, 0, "{context}");
     assert_eq!(result.missed, 0, "{context}");
+    assert_eq!(result.undelivered, 0, "{context}");
     assert_eq!(result.duplicated, 0, "{context}");
     assert_eq!(result.unexpected, 0, "{context}");
     assert_eq!(result.timed_out_watchers, 0, "{context}");
@@ -212,7 +213,7 @@ fn the_binary_runs_every_workload_and_prints_one_line_each() {
         );
     }
     assert!(
-        stdout.contains("20 writes x 3 watchers: 60 delivered, 0 missed, 0 duplicated"),
+        stdout.contains("20 writes x 3 watchers: 60 delivered, 0 missed, 0 undelivered at the time limit, 0 duplicated"),
         "{stdout}"
     );
 
@@ -297,7 +298,9 @@ fn compare_runs_both_servers_prints_the_tables_and_leaves_nothing_behind() {
     );
     assert!(stdout.contains("raftkv binary: "), "{stdout}");
     assert!(
-        stdout.contains("watch fan-out raftkv: 1 runs, missed 0, duplicated 0"),
+        stdout.contains(
+            "watch fan-out raftkv: 1 runs, missed 0, undelivered at the time limit 0, duplicated 0"
+        ),
         "{stdout}"
     );
     // Every server it started is gone (killed by PID and reaped), and so are its temp dirs.

@@ -453,9 +453,11 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     let watch_summary = |fan_outs: &[FanOutResult]| -> String {
         let sum = |f: fn(&FanOutResult) -> u64| fan_outs.iter().map(f).sum::<u64>();
         format!(
-            "{} runs, missed {}, duplicated {}, unexpected {}, history-cleared {}, timed-out watchers {}",
+            "{} runs, missed {}, undelivered at the time limit {}, duplicated {}, unexpected {}, \
+             history-cleared {}, timed-out watchers {}",
             fan_outs.len(),
             sum(|r| r.missed),
+            sum(|r| r.undelivered),
             sum(|r| r.duplicated),
             sum(|r| r.unexpected),
             sum(|r| r.history_cleared),

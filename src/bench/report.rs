@@ -49,14 +49,15 @@ pub fn workload_line(result: &WorkloadResult) -> String {
 pub fn fan_out_line(result: &FanOutResult) -> String {
     let mut line = format!(
         "{:<18} {:>9.0} events/s delivered  {} writes x {} watchers: {} delivered, {} missed, \
-         {} duplicated, {} unexpected, {} history-cleared, {} watch errors, {} timed out \
-         ({:.2} s); writer {}",
+         {} undelivered at the time limit, {} duplicated, {} unexpected, {} history-cleared, \
+         {} watch errors, {} timed out ({:.2} s); writer {}",
         format!("watch fan-out W={}", result.watchers),
         result.delivery_rate_per_second(),
         result.writes_acknowledged,
         result.watchers,
         result.delivered,
         result.missed,
+        result.undelivered,
         result.duplicated,
         result.unexpected,
         result.history_cleared,
