@@ -2,152 +2,12 @@
 //! streamed watches, TTL expiry through the Sync ticker, routing rules (OPTIONS, 301, HEAD,
 //! CORS), and that malformed requests never take the server down.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+mod support;
+
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use raftkv::node::{Config, Node};
-
-struct Server {
-    addr: SocketAddr,
-    _node: Arc<Node>,
-}
-
-fn start(extra: &[&str]) -> Server {
-    let mut args: Vec<String> = vec!["--listen-client-urls".into(), "http://127.0.0.1:0".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let config = Config::from_args_and_env(&args, |_| None).expect("test config parses");
-    let workers = config.max_client_workers;
-    let node = Node::start(config);
-    let server = raftkv::api::server::serve(node.clone(), "http://127.0.0.1:0", workers)
-        .expect("binding 127.0.0.1:0");
-    Server {
-        addr: server.local_addr,
-        _node: node,
-    }
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_string())
-        })
-    }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connecting to the test server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
-/// Reads one response head from `reader`.
-fn read_head(reader: &mut impl BufRead) -> (u16, String) {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader
-            .read_line(&mut line)
-            .expect("reading a response head");
-        assert!(n > 0, "connection closed inside a response head: {head:?}");
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    (status, head)
-}
-
-/// Reads one chunk of a chunked body; None at the terminating chunk.
-fn read_chunk(reader: &mut impl BufRead) -> Option<String> {
-    let mut size_line = String::new();
-    reader
-        .read_line(&mut size_line)
-        .expect("reading a chunk size");
-    let size = usize::from_str_radix(size_line.trim(), 16).expect("a hex chunk size");
-    let mut data = vec![0; size + 2];
-    reader.read_exact(&mut data).expect("reading a chunk");
-    if size == 0 {
-        return None;
-    }
-    data.truncate(size);
-    Some(String::from_utf8(data).expect("utf-8 chunk"))
-}
-
-fn request(addr: SocketAddr, raw: &str) -> Reply {
-    let mut stream = connect(addr);
-    stream.write_all(raw.as_bytes()).unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, head) = read_head(&mut reader);
-    let is_head = raw.starts_with("HEAD ");
-    let body = if is_head {
-        String::new()
-    } else if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut body = String::new();
-        while let Some(chunk) = read_chunk(&mut reader) {
-            body.push_str(&chunk);
-        }
-        body
-    } else {
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap())
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        String::from_utf8_lossy(&body).into_owned()
-    };
-    Reply { status, head, body }
-}
-
-fn get(addr: SocketAddr, target: &str) -> Reply {
-    request(
-        addr,
-        &format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
-    )
-}
-
-fn put(addr: SocketAddr, target: &str, form: &str) -> Reply {
-    request(
-        addr,
-        &format!(
-            "PUT {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        ),
-    )
-}
-
-/// Opens a watch and returns the reader after the response head.
-fn open_watch(addr: SocketAddr, target: &str) -> (u16, String, BufReader<TcpStream>) {
-    let mut stream = connect(addr);
-    write!(stream, "GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, head) = read_head(&mut reader);
-    (status, head, reader)
-}
+use support::*;
 
 #[test]
 fn parked_watches_hold_no_worker_and_all_fire() {
@@ -293,13 +153,30 @@ fn options_redirects_head_and_cors_follow_etcd() {
 }
 
 #[test]
-fn quorum_reads_advance_the_raft_index_but_not_the_etcd_index() {
+fn quorum_reads_see_every_acknowledged_write_and_consume_no_etcd_index() {
     let server = start(&[]);
-    let before = get(server.addr, "/v2/keys/?quorum=true");
-    let after = get(server.addr, "/v2/keys/?quorum=true");
     let raft = |r: &Reply| r.header("X-Raft-Index").unwrap().parse::<u64>().unwrap();
-    assert_eq!(raft(&after), raft(&before) + 1);
-    assert_eq!(before.header("X-Etcd-Index"), after.header("X-Etcd-Index"));
+    let mut last_raft_index = 0;
+    for n in 0..20 {
+        assert_eq!(
+            put(server.addr, "/v2/keys/q", &format!("value=v{n}")).status,
+            if n == 0 { 201 } else { 200 }
+        );
+        let read = get(server.addr, "/v2/keys/q?quorum=true");
+        assert!(
+            read.body.contains(&format!("\"value\":\"v{n}\"")),
+            "stale quorum read: {}",
+            read.body
+        );
+        assert!(raft(&read) >= last_raft_index, "raft index went back");
+        last_raft_index = raft(&read);
+        let again = get(server.addr, "/v2/keys/q?quorum=true");
+        assert_eq!(
+            read.header("X-Etcd-Index"),
+            again.header("X-Etcd-Index"),
+            "a quorum read consumed an etcd index"
+        );
+    }
 }
 
 #[test]

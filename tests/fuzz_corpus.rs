@@ -8,10 +8,19 @@ type Target = fn(&[u8]);
 
 /// Every fuzz target and the library function it calls.
 fn targets() -> Vec<(&'static str, Target)> {
-    vec![(
-        "fuzz_request_parser",
-        raftkv::api::fuzz::fuzz_request_parser,
-    )]
+    vec![
+        (
+            "fuzz_request_parser",
+            raftkv::api::fuzz::fuzz_request_parser,
+        ),
+        (
+            "fuzz_peer_frames",
+            raftkv::transport::frame::fuzz_peer_frames,
+        ),
+        ("fuzz_store", raftkv::store::fuzz_store),
+        ("fuzz_wal_frame", raftkv::wal::fuzz_wal_frame),
+        ("fuzz_wal_replay", raftkv::wal::fuzz_wal_replay),
+    ]
 }
 
 #[test]

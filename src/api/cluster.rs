@@ -4,7 +4,8 @@
 use crate::api::http::Reply;
 use crate::api::json::{go_duration, push_string, rfc3339_nanos};
 use crate::api::render::message_json;
-use crate::node::{ids::format_id, now_unix_nanos, Member, Node};
+use crate::node::{ids::format_id, now_unix_nanos, Member, Node, ProposeError};
+use crate::raft::Role;
 
 /// The server version reported by `/version` (clients gate features on an etcd version).
 pub const ETCD_SERVER_VERSION: &str = "3.4.23";
@@ -35,12 +36,72 @@ pub fn member_json(member: &Member) -> String {
     out
 }
 
-pub fn members(node: &Node, method: &str, path: &str) -> Reply {
+/// A request to `/v2/members*` as the handler needs it.
+pub struct MembersRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// The peer URLs of a member add or update body, checked as etcd checks them.
+fn parse_peer_urls(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String>, Reply> {
+    let media_type = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media_type != "application/json" {
+        let shown = content_type.unwrap_or("");
+        return Err(Reply::json(
+            415,
+            message_json(&format!(
+                "Bad Content-Type {shown}, accept application/json"
+            )),
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    struct MemberCreateRequest {
+        #[serde(rename = "peerURLs", default)]
+        peer_urls: Vec<String>,
+    }
+    let request: MemberCreateRequest =
+        serde_json::from_slice(body).map_err(|e| Reply::json(400, message_json(&e.to_string())))?;
+    if request.peer_urls.is_empty() {
+        return Err(Reply::json(400, message_json("no valid URLs given")));
+    }
+    for url in &request.peer_urls {
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme)
+            .unwrap_or("");
+        if !matches!(scheme, "http" | "https" | "unix" | "unixs") {
+            return Err(Reply::json(
+                400,
+                message_json(&format!(
+                    "URL scheme must be http, https, unix, or unixs: {url}"
+                )),
+            ));
+        }
+    }
+    Ok(request.peer_urls)
+}
+
+fn membership_error(error: ProposeError) -> Reply {
+    let _ = error;
+    Reply::json(500, message_json("Internal Server Error"))
+}
+
+pub fn members(node: &Node, request: MembersRequest<'_>) -> Reply {
+    let method = request.method;
     if !matches!(method, "GET" | "POST" | "DELETE" | "PUT") {
         return Reply::method_not_allowed(&["GET", "POST", "DELETE", "PUT"]);
     }
     let cluster_id = format_id(node.cluster_id);
-    let rest = path
+    let rest = request
+        .path
         .strip_prefix("/v2/members")
         .unwrap_or("")
         .trim_start_matches('/');
@@ -52,17 +113,87 @@ pub fn members(node: &Node, method: &str, path: &str) -> Reply {
         }
         ("GET", "leader") => {
             let leader = node.leader_id();
-            match node.members.read().iter().find(|m| m.id == leader) {
+            match node
+                .members
+                .read()
+                .iter()
+                .find(|m| m.id == leader && leader != 0)
+            {
                 Some(member) => Reply::json(200, format!("{}\n", member_json(member))),
                 None => Reply::json(503, message_json("During election")),
             }
         }
         ("GET", _) => Reply::json(404, message_json("Not found")),
-        ("PUT" | "DELETE", "") => return Reply::go_error(405, "Method Not Allowed"),
-        _ => Reply::json(
-            500,
-            message_json("raftkv: membership changes need the replicated cluster, not built yet"),
-        ),
+        ("PUT" | "DELETE", "") => {
+            return Reply::go_error(405, "Method Not Allowed")
+                .with_headers_cleared_but_cluster(&cluster_id)
+        }
+        ("POST", _) => match parse_peer_urls(request.content_type, request.body) {
+            Err(reply) => reply,
+            Ok(urls) => {
+                let taken = node
+                    .members
+                    .read()
+                    .iter()
+                    .any(|m| m.peer_urls.iter().any(|u| urls.contains(u)));
+                if taken {
+                    Reply::json(409, message_json("membership: peerURL exists"))
+                } else {
+                    match node.add_member(urls, false) {
+                        Ok(member) => Reply::json(201, format!("{}\n", member_json(&member))),
+                        Err(error) => membership_error(error),
+                    }
+                }
+            }
+        },
+        ("PUT" | "DELETE", id_text) => {
+            let Ok(id) = u64::from_str_radix(id_text, 16) else {
+                return Reply::json(404, message_json(&format!("No such member: {id_text}")))
+                    .header("X-Etcd-Cluster-Id", cluster_id);
+            };
+            let known = node.members.read().iter().any(|m| m.id == id);
+            if method == "PUT" {
+                match parse_peer_urls(request.content_type, request.body) {
+                    Err(reply) => reply,
+                    Ok(_) if !known => Reply::json(
+                        404,
+                        message_json(&format!("No such member: {}", format_id(id))),
+                    ),
+                    Ok(urls) => {
+                        let taken =
+                            node.members.read().iter().any(|m| {
+                                m.id != id && m.peer_urls.iter().any(|u| urls.contains(u))
+                            });
+                        if taken {
+                            Reply::json(409, message_json("membership: peerURL exists"))
+                        } else {
+                            match node.update_member(id, urls) {
+                                Ok(()) => Reply::empty(204),
+                                Err(error) => membership_error(error),
+                            }
+                        }
+                    }
+                }
+            } else if node.removed_members.read().contains(&id) {
+                Reply::json(
+                    410,
+                    message_json(&format!("Member permanently removed: {}", format_id(id))),
+                )
+            } else if !known {
+                Reply::json(
+                    404,
+                    message_json(&format!("No such member: {}", format_id(id))),
+                )
+            } else if node.members.read().len() == 1 {
+                Reply::json(500, message_json("Internal Server Error"))
+            } else {
+                match node.remove_member(id) {
+                    Ok(()) => Reply::empty(204),
+                    Err(error) => membership_error(error),
+                }
+            }
+        }
+        _ => Reply::json(404, message_json("Not found")),
     };
     reply.header("X-Etcd-Cluster-Id", cluster_id)
 }
@@ -82,37 +213,52 @@ pub fn machines(node: &Node, method: &str) -> Reply {
 }
 
 pub fn stats(node: &Node, method: &str, which: &str) -> Reply {
-    if !matches!(method, "GET" | "HEAD") {
+    // GET only: etcd answers HEAD with 405 too (diff scenario route-stats-self).
+    if method != "GET" {
         return Reply::method_not_allowed(&["GET"]);
     }
     match which {
         "self" => {
             let now = now_unix_nanos();
+            let status = node.status.read().clone();
+            let state = match status.role {
+                Role::Leader => "StateLeader",
+                Role::Candidate => "StateCandidate",
+                Role::PreCandidate => "StatePreCandidate",
+                Role::Follower => "StateFollower",
+            };
             let id = format_id(node.member_id);
             let mut out = String::from("{\"name\":");
             push_string(&mut out, &node.config.name);
             out.push_str(&format!(
-                ",\"id\":\"{id}\",\"state\":\"StateLeader\",\"startTime\":"
+                ",\"id\":\"{id}\",\"state\":\"{state}\",\"startTime\":"
             ));
             push_string(&mut out, &rfc3339_nanos(node.start_time_unix_nanos));
             out.push_str(&format!(
                 ",\"leaderInfo\":{{\"leader\":\"{}\",\"uptime\":",
-                format_id(node.leader_id())
+                format_id(status.leader_id)
             ));
-            let uptime = (now - node.leader_since_unix_nanos).max(0) as u64;
+            let uptime = (now - status.leader_since_unix_nanos).max(0) as u64;
             push_string(&mut out, &go_duration(uptime));
             out.push_str(",\"startTime\":");
-            push_string(&mut out, &rfc3339_nanos(node.leader_since_unix_nanos));
-            out.push_str("},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
+            push_string(&mut out, &rfc3339_nanos(status.leader_since_unix_nanos));
+            let (received, sent) = {
+                let stats = node.peer_stats.lock();
+                (stats.recv_append_requests, stats.send_append_requests)
+            };
+            out.push_str(&format!(
+                "}},\"recvAppendRequestCnt\":{received},\"sendAppendRequestCnt\":{sent}}}"
+            ));
             Reply::json(200, out)
         }
-        "leader" => Reply::json(
-            200,
-            format!(
-                "{{\"leader\":\"{}\",\"followers\":{{}}}}",
-                format_id(node.member_id)
-            ),
-        ),
+        "leader" if !node.is_leader() => Reply::json(403, message_json("not current leader")),
+        "leader" => {
+            let members: Vec<u64> = node.members.read().iter().map(|m| m.id).collect();
+            Reply::json(
+                200,
+                node.peer_stats.lock().leader_json(node.member_id, &members),
+            )
+        }
         _ => Reply::json(200, node.store.read().stats_json()),
     }
 }
@@ -131,7 +277,10 @@ pub fn health(node: &Node, method: &str) -> Reply {
     if method != "GET" {
         return Reply::method_not_allowed(&["GET"]);
     }
-    match node.barrier() {
+    if node.leader_id() == 0 {
+        return Reply::new(503, "text/plain; charset=utf-8", "{\"health\":\"false\"}\n");
+    }
+    match node.read_barrier(std::time::Duration::from_secs(1)) {
         Ok(_) => Reply::new(200, "text/plain; charset=utf-8", "{\"health\":\"true\"}"),
         Err(_) => Reply::new(503, "text/plain; charset=utf-8", "{\"health\":\"false\"}\n"),
     }
@@ -157,5 +306,6 @@ pub fn metrics(node: &Node) -> Reply {
         store.current_index(),
         node.raft_index(),
     );
+    drop(store);
     Reply::new(200, "text/plain; version=0.0.4", body)
 }

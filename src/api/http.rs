@@ -42,6 +42,13 @@ impl Reply {
             .header("X-Content-Type-Options", "nosniff")
     }
 
+    /// Go's plain-text 405 as the members handler writes it for PUT/DELETE without an ID:
+    /// no `Allow` header, but the cluster ID.
+    pub fn with_headers_cleared_but_cluster(mut self, cluster_id: &str) -> Reply {
+        self.headers.retain(|(name, _)| *name != "Allow");
+        self.header("X-Etcd-Cluster-Id", cluster_id.to_string())
+    }
+
     pub fn not_found() -> Reply {
         Reply::go_error(404, "404 page not found")
     }

@@ -130,11 +130,22 @@ fn respond(request: Request, mut reply: Reply, cors: Vec<(&'static str, String)>
 
 fn handle(node: &Node, mut request: Request) {
     let cors = cors_headers(node, &request);
-    let method = request.method().as_str().to_ascii_uppercase();
+    // Case-sensitive, as in Go: "get" is not GET (diff scenario bad-lowercase-method).
+    let method = request.method().as_str().to_string();
+    // Go's HTTP server rejects these before any handler (and before CORS) runs (diff scenarios
+    // bad-malformed-request-lines, bad-content-length-mismatch-short).
+    if let Some(reason) = go_server_rejection(&request) {
+        let reply = Reply::new(
+            400,
+            "text/plain; charset=utf-8",
+            format!("400 Bad Request: {reason}"),
+        );
+        return respond(request, reply, Vec::new());
+    }
     if request.method() == &Method::Options {
         return respond(request, Reply::empty(200), cors);
     }
-    let url = request.url().to_string();
+    let url = origin_form(request.url());
     let (raw_path, raw_query) = match url.split_once('?') {
         Some((path, query)) => (path.to_string(), query.to_string()),
         None => (url.clone(), String::new()),
@@ -170,8 +181,21 @@ fn handle(node: &Node, mut request: Request) {
             let below = p["/v2/keys/".len()..].to_string();
             return keys(node, request, &method, &below, &raw_query, cors);
         }
-        "/v2/members" => cluster::members(node, &method, &path),
-        p if p.starts_with("/v2/members/") => cluster::members(node, &method, &path),
+        p if p == "/v2/members" || p.starts_with("/v2/members/") => {
+            let content_type = header_value(&request, "Content-Type");
+            let body = if matches!(method.as_str(), "POST" | "PUT") {
+                read_body(&mut request, MAX_MEMBERS_BODY_BYTES)
+            } else {
+                Vec::new()
+            };
+            let members_request = cluster::MembersRequest {
+                method: &method,
+                path: &path,
+                content_type: content_type.as_deref(),
+                body: &body,
+            };
+            cluster::members(node, members_request)
+        }
         "/v2/machines" => cluster::machines(node, &method),
         "/v2/stats/self" => cluster::stats(node, &method, "self"),
         "/v2/stats/leader" => cluster::stats(node, &method, "leader"),
@@ -181,8 +205,51 @@ fn handle(node: &Node, mut request: Request) {
         "/metrics" => cluster::metrics(node),
         _ => Reply::not_found(),
     };
-    let _ = &mut request;
     respond(request, reply, cors)
+}
+
+/// Largest `/v2/members` body read (a list of peer URLs).
+const MAX_MEMBERS_BODY_BYTES: usize = 64 * 1024;
+
+fn header_value(request: &Request, name: &'static str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
+/// What Go's server says about a request it refuses before routing, if it does.
+fn go_server_rejection(request: &Request) -> Option<&'static str> {
+    let has_host = request.headers().iter().any(|h| h.field.equiv("Host"));
+    if *request.http_version() == tiny_http::HTTPVersion(1, 1) && !has_host {
+        return Some("missing required Host header");
+    }
+    let bad_length = request.headers().iter().any(|h| {
+        h.field.equiv("Content-Length") && {
+            let value = h.value.as_str().trim();
+            value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())
+        }
+    });
+    bad_length.then_some("bad Content-Length")
+}
+
+/// The path and query of a request target; an absolute-form target (`http://host/path?q`)
+/// is reduced to its path and query, as Go does (diff scenario bad-absolute-form-target).
+fn origin_form(target: &str) -> String {
+    for scheme in ["http://", "https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let after_scheme = &target[scheme.len()..];
+            return match after_scheme.find(['/', '?']) {
+                Some(start) if after_scheme[start..].starts_with('/') => {
+                    after_scheme[start..].to_string()
+                }
+                Some(start) => format!("/{}", &after_scheme[start..]),
+                None => "/".to_string(),
+            };
+        }
+    }
+    target.to_string()
 }
 
 fn html_escape(text: &str) -> String {

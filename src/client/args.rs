@@ -452,7 +452,10 @@ pub fn group_help(
         rows.push(("--version, -v".to_string(), "print the version".to_string()));
     }
     out.push_str(&aligned(&rows));
-    out.push_str("   \n");
+    if version.is_none() {
+        // Sub-command groups end with an indented empty line; the app screen does not.
+        out.push_str("   \n");
+    }
     out
 }
 

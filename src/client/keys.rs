@@ -664,6 +664,11 @@ impl ClusterClient {
         self.pinned = 0;
     }
 
+    /// Turns the `cURL Command:` lines on stderr on or off.
+    pub fn set_debug(&mut self, debug: bool) {
+        self.config.debug = debug;
+    }
+
     /// The current endpoints, as strings, in try order from the start of the list.
     pub fn endpoints(&self) -> Vec<String> {
         self.endpoints.iter().map(|e| e.to_string()).collect()

@@ -66,6 +66,8 @@ impl History {
 
     /// The first event with index >= `since_index` that a watch on `key` matches, skipping
     /// refreshes and internal writes. Hidden keys DO match here (unlike live notification).
+    /// A directory delete/expire matches watches on the directory and below it (etcd 3.4 used a
+    /// plain string prefix, which also matched sibling keys such as `/foobar` for `/foo`).
     pub fn scan(
         &self,
         key: &str,

@@ -83,6 +83,11 @@ impl StoreStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Bumps `success` or `fail`.
+    pub fn outcome(success: &AtomicU64, fail: &AtomicU64, ok: bool) {
+        StoreStats::bump(if ok { success } else { fail });
+    }
+
     /// `{"getsSuccess":N,...,"expireCount":N,"watchers":W}` without a newline.
     pub fn to_json(&self, watchers: usize) -> String {
         let mut out = String::from("{");

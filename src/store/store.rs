@@ -21,7 +21,9 @@ use super::{UnixNanos, WatcherId};
 /// Expiration times before 2000-01-01T00:00:00Z mean "no TTL" on set/create, as in etcd.
 pub const MIN_EXPIRE_AT_UNIX_NANOS: UnixNanos = 946_684_800_000_000_000;
 
-/// How a watch registration went.
+/// How a watch registration went. (The variants' sizes differ; the shape is the API contract
+/// with the node, and a watch registration is not a hot path.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchStart {
     /// Satisfied from history right now (the watcher is NOT registered, even for a stream).
@@ -43,6 +45,9 @@ pub struct Store {
     pub(crate) internal: BTreeMap<String, String>,
     pub(crate) hub: WatcherHub,
     pub(crate) stats: StoreStats,
+    /// The proposer's clock for the command being applied (see [`Event::at`]); None between
+    /// commands.
+    pub(crate) event_time: Option<UnixNanos>,
 }
 
 /// Where a path lookup ended.
@@ -194,13 +199,34 @@ impl Store {
             self.current_index,
             "an event must carry the index its write produced"
         );
-        self.history.push(HistoryEntry {
-            event: event.clone(),
-            internal,
-        });
+        let mut event = event.clone();
+        event.at = self.event_time;
         if !internal && !event.refresh {
-            self.hub.notify(event, removed_paths, fired);
+            self.hub.notify(&event, removed_paths, fired);
         }
+        self.history.push(HistoryEntry { event, internal });
+    }
+
+    /// [`Store::apply`] for a command proposed at `at` (the proposer's clock, replicated with
+    /// the command): its events carry that time, so their `ttl` is rendered as of it.
+    pub fn apply_at(
+        &mut self,
+        cmd: &Command,
+        at: Option<UnixNanos>,
+        fired: &mut Vec<(WatcherId, Event)>,
+    ) -> Result<Option<Event>, V2Error> {
+        self.event_time = match cmd {
+            Command::Sync { now } => Some(*now),
+            _ => at,
+        };
+        let result = self.apply(cmd, fired);
+        let stamped = self.event_time.take();
+        result.map(|event| {
+            event.map(|mut event| {
+                event.at = stamped;
+                event
+            })
+        })
     }
 
     /// Apply one replicated command. Matching watch notifications are appended to `fired`.
@@ -210,10 +236,6 @@ impl Store {
         cmd: &Command,
         fired: &mut Vec<(WatcherId, Event)>,
     ) -> Result<Option<Event>, V2Error> {
-        let stats_pair = |stats: &StoreStats, ok: bool, which: fn(&StoreStats) -> (&_, &_)| {
-            let (success, fail) = which(stats);
-            StoreStats::bump(if ok { success } else { fail });
-        };
         let result = match cmd {
             Command::Set {
                 key,
@@ -223,9 +245,11 @@ impl Store {
                 refresh,
             } => {
                 let result = self.set(key, value, *dir, *expire_at, *refresh, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.sets_success, &s.sets_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.sets_success,
+                    &self.stats.sets_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Create {
@@ -236,9 +260,11 @@ impl Store {
                 in_order,
             } => {
                 let result = self.create(key, value, *dir, *expire_at, *in_order, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.create_success, &s.create_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.create_success,
+                    &self.stats.create_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Update {
@@ -248,9 +274,11 @@ impl Store {
                 refresh,
             } => {
                 let result = self.update(key, value, *expire_at, *refresh, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.update_success, &s.update_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.update_success,
+                    &self.stats.update_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::CompareAndSwap {
@@ -270,9 +298,11 @@ impl Store {
                     *refresh,
                     fired,
                 );
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.compare_and_swap_success, &s.compare_and_swap_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.compare_and_swap_success,
+                    &self.stats.compare_and_swap_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Delete {
@@ -281,9 +311,11 @@ impl Store {
                 recursive,
             } => {
                 let result = self.delete(key, *dir, *recursive, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.delete_success, &s.delete_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.delete_success,
+                    &self.stats.delete_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::CompareAndDelete {
@@ -293,9 +325,11 @@ impl Store {
             } => {
                 let result =
                     self.compare_and_delete(key, prev_value.as_deref(), *prev_index, fired);
-                stats_pair(&self.stats, result.is_ok(), |s| {
-                    (&s.compare_and_delete_success, &s.compare_and_delete_fail)
-                });
+                StoreStats::outcome(
+                    &self.stats.compare_and_delete_success,
+                    &self.stats.compare_and_delete_fail,
+                    result.is_ok(),
+                );
                 result
             }
             Command::Sync { now } => {
@@ -427,6 +461,7 @@ impl Store {
             prev_node,
             etcd_index: index,
             refresh: false,
+            at: None,
         })
     }
 
@@ -489,6 +524,7 @@ impl Store {
             prev_node: Some(prev_node),
             etcd_index: index,
             refresh,
+            at: None,
         }
     }
 
@@ -553,6 +589,7 @@ impl Store {
             prev_node: Some(prev_node),
             etcd_index: index,
             refresh: false,
+            at: None,
         };
         let removed_paths = self.remove_subtree(path);
         self.current_index = index;
@@ -638,34 +675,73 @@ impl Store {
             prev_node: None,
             etcd_index: index,
             refresh: false,
+            at: None,
         };
         self.record(&event, &[], true, fired);
     }
 
-    /// The listing of a directory's visible children (hidden ones left out at every level).
+    /// The listing of a directory's visible children (hidden ones left out at every level);
+    /// with `recursive`, child directories carry their own listings. Built with an explicit
+    /// stack, so a deep tree cannot overflow the thread's stack here.
     fn list(&self, dir: &str, recursive: bool) -> Option<Vec<NodeExtern>> {
-        let mut nodes = Vec::new();
-        for (child_path, child) in self.tree.children(dir) {
-            if path::is_hidden(child_path) {
+        struct Frame<'a> {
+            /// The directory being listed (unused for the outermost frame).
+            node: Option<NodeExtern>,
+            /// Visible children still to visit, last one first.
+            pending: Vec<(&'a str, &'a StoredNode)>,
+            listed: Vec<NodeExtern>,
+        }
+        let visible_children = |dir_path: &str| {
+            let mut children: Vec<(&str, &StoredNode)> = self
+                .tree
+                .children(dir_path)
+                .into_iter()
+                .filter(|(child_path, _)| !path::is_hidden(child_path))
+                .collect();
+            children.reverse();
+            children
+        };
+        let mut frames = vec![Frame {
+            node: None,
+            pending: visible_children(dir),
+            listed: Vec::new(),
+        }];
+        loop {
+            let top = frames
+                .last_mut()
+                .expect("the outermost frame is popped last");
+            if let Some((child_path, child)) = top.pending.pop() {
+                let child_extern = extern_of(child_path, child);
+                if recursive && child.is_dir() {
+                    frames.push(Frame {
+                        node: Some(child_extern),
+                        pending: visible_children(child_path),
+                        listed: Vec::new(),
+                    });
+                } else {
+                    top.listed.push(child_extern);
+                }
                 continue;
             }
-            let mut child_extern = extern_of(child_path, child);
-            if recursive && child.is_dir() {
-                child_extern.nodes = self.list(child_path, true);
+            let done = frames.pop().expect("a frame was on the stack");
+            let nodes = if done.listed.is_empty() {
+                None
+            } else {
+                Some(done.listed)
+            };
+            match (frames.last_mut(), done.node) {
+                (Some(parent), Some(mut node)) => {
+                    node.nodes = nodes;
+                    parent.listed.push(node);
+                }
+                _ => return nodes,
             }
-            nodes.push(child_extern);
-        }
-        if nodes.is_empty() {
-            None
-        } else {
-            Some(nodes)
         }
     }
 
     /// Read a key. Children are always sorted by key (so `sorted` changes nothing: output is
     /// deterministic). Counts getsSuccess/getsFail.
-    pub fn get(&self, key: &str, recursive: bool, sorted: bool) -> Result<Event, V2Error> {
-        let _ = sorted;
+    pub fn get(&self, key: &str, recursive: bool, _sorted: bool) -> Result<Event, V2Error> {
         let path = path::clean(key);
         let found = match self.lookup(&path) {
             Ok(found) => found,
@@ -699,6 +775,7 @@ impl Store {
             prev_node: None,
             etcd_index: self.current_index,
             refresh: false,
+            at: None,
         })
     }
 

@@ -6,10 +6,9 @@ use super::*;
 const T0: UnixNanos = 1_800_000_000_000_000_000; // an instant after MIN_EXPIRE_AT_UNIX_NANOS
 const SECOND: UnixNanos = 1_000_000_000;
 
-fn run(
-    store: &mut Store,
-    cmd: Command,
-) -> (Result<Option<Event>, V2Error>, Vec<(WatcherId, Event)>) {
+type Applied = (Result<Option<Event>, V2Error>, Vec<(WatcherId, Event)>);
+
+fn run(store: &mut Store, cmd: Command) -> Applied {
     let mut fired = Vec::new();
     let result = store.apply(&cmd, &mut fired);
     (result, fired)
@@ -849,7 +848,7 @@ fn future_wait_index_waits_for_that_index() {
 }
 
 #[test]
-fn deleting_an_ancestor_notifies_descendant_watchers_once_with_the_dir_event() {
+fn deleting_an_ancestor_notifies_descendant_watchers_with_the_dir_event() {
     let mut store = Store::new();
     ok(&mut store, set("/a/b/c", "v"));
     ok(&mut store, set("/a/_h", "v"));
@@ -863,11 +862,29 @@ fn deleting_an_ancestor_notifies_descendant_watchers_once_with_the_dir_event() {
     ids.sort_unstable();
     assert_eq!(
         ids,
-        [1, 2, 4],
-        "watchers on removed paths and the dir itself, each once"
+        [1, 2, 4, 4],
+        "watchers on removed paths; the stream on the dir itself twice, as in etcd"
     );
     assert!(fired.iter().all(|(_, fired_event)| *fired_event == event));
     assert_eq!(store.watcher_count(), 2, "3 still waits, stream 4 stays");
+}
+
+#[test]
+fn stream_watcher_on_a_deleted_key_gets_the_event_twice_like_etcd() {
+    // etcd 3.4.23, verified live: `watch --stream /sw`, set /sw, delete /sw -> set, delete, delete.
+    let mut store = Store::new();
+    store.watch("/sw", false, true, 0, 1).unwrap();
+    store.watch("/sw", false, false, 0, 2).unwrap();
+    let (_, fired) = run(&mut store, set("/sw", "1"));
+    assert_eq!(fired.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+    store.watch("/sw", false, false, 0, 3).unwrap();
+    let (_, fired) = run(&mut store, delete("/sw", false, false));
+    let ids: Vec<WatcherId> = fired.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [1, 3, 1], "the one-shot fires once, the stream twice");
+    assert!(fired
+        .iter()
+        .all(|(_, event)| event.action == Action::Delete));
+    assert_eq!(store.watcher_count(), 1);
 }
 
 #[test]
@@ -929,4 +946,36 @@ fn stats_count_successes_and_failures_per_operation() {
          \"compareAndSwapFail\":1,\"compareAndDeleteSuccess\":0,\"compareAndDeleteFail\":1,\
          \"expireCount\":0,\"watchers\":0}"
     );
+}
+
+#[test]
+fn history_dir_delete_does_not_match_a_sibling_with_the_same_prefix() {
+    let mut store = Store::new();
+    ok(&mut store, mkdir("/foo"));
+    ok(&mut store, delete("/foo", true, false));
+    assert_eq!(
+        parked(store.watch("/foobar", false, false, 2, 1).unwrap()),
+        2
+    );
+    let event = ready(store.watch("/foo/bar", false, false, 2, 2).unwrap());
+    assert_eq!(
+        (event.action, event.node.key.as_str()),
+        (Action::Delete, "/foo")
+    );
+}
+
+#[test]
+fn recursive_listing_of_a_deep_tree_is_built_without_recursion() {
+    let mut store = Store::new();
+    let depth = 3000;
+    ok(&mut store, set(&"/a".repeat(depth), "leaf"));
+    let mut node = get(&store, "/", true);
+    let mut levels = 0;
+    while let Some(mut children) = node.nodes.take() {
+        assert_eq!(children.len(), 1);
+        node = children.pop().expect("one child");
+        levels += 1;
+    }
+    assert_eq!(levels, depth);
+    assert_eq!(node.value.as_deref(), Some("leaf"));
 }

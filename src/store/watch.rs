@@ -6,10 +6,13 @@
 //! 2. the watcher is recursive, E is below K, and no segment of E below K starts with `_`; or
 //! 3. the event deletes/expires K or an ancestor of K (every removed path is checked).
 //!
-//! One-shot watchers are removed when they fire; stream watchers stay. Each watcher receives an
-//! event at most once (etcd would deliver a delete twice to a stream watcher on the deleted key).
+//! One-shot watchers are removed when they fire; stream watchers stay.
+//!
+//! Like etcd 3.4 (verified live), a *stream* watcher placed exactly on a deleted, CAD-ed or
+//! expired key receives that event twice: once as a watcher on a removed path (rule 3) and once
+//! as a watcher on the event key (rule 1). Watchers anywhere else receive each event once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::event::Event;
 use super::path;
@@ -37,10 +40,6 @@ pub struct WatcherHub {
 impl WatcherHub {
     pub fn count(&self) -> usize {
         self.by_id.len()
-    }
-
-    pub fn get(&self, id: WatcherId) -> Option<&Watcher> {
-        self.by_id.get(&id)
     }
 
     /// Registers a watcher (an id already in use is replaced).
@@ -74,20 +73,12 @@ impl WatcherHub {
         if self.by_id.is_empty() {
             return;
         }
-        let index = event.index();
         let event_key = event.node.key.as_str();
-        let mut woken: Vec<WatcherId> = Vec::new();
-        let mut seen: BTreeSet<WatcherId> = BTreeSet::new();
-        // Rule 3: watchers on removed paths (the node itself and its descendants).
+        // Pass 1, rule 3: watchers on removed paths (the node itself and its descendants).
         for removed in removed_paths {
-            for id in self.by_key.get(removed.as_str()).into_iter().flatten() {
-                let watcher = &self.by_id[id];
-                if index >= watcher.since_index && seen.insert(*id) {
-                    woken.push(*id);
-                }
-            }
+            self.fire_at(removed, event, fired, |_| true);
         }
-        // Rules 1 and 2: watchers on the event key and its ancestors, root first.
+        // Pass 2, rules 1 and 2: watchers on the event key and its ancestors, root first.
         let mut watch_paths = vec!["/"];
         watch_paths.extend(path::prefixes(event_key));
         for watch_path in watch_paths {
@@ -95,14 +86,33 @@ impl WatcherHub {
             if !exact && path::hidden_below(watch_path, event_key) {
                 continue;
             }
-            for id in self.by_key.get(watch_path).into_iter().flatten() {
-                let watcher = &self.by_id[id];
-                if (exact || watcher.recursive) && index >= watcher.since_index && seen.insert(*id)
-                {
-                    woken.push(*id);
-                }
-            }
+            self.fire_at(watch_path, event, fired, |watcher| {
+                exact || watcher.recursive
+            });
         }
+    }
+
+    /// Fires every watcher registered on `watch_path` that `wants` the event and whose
+    /// since-index it reaches; one-shot watchers are removed at once (so a later pass cannot
+    /// fire them again).
+    fn fire_at(
+        &mut self,
+        watch_path: &str,
+        event: &Event,
+        fired: &mut Vec<(WatcherId, Event)>,
+        wants: impl Fn(&Watcher) -> bool,
+    ) {
+        let Some(ids) = self.by_key.get(watch_path) else {
+            return;
+        };
+        let woken: Vec<WatcherId> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                let watcher = &self.by_id[id];
+                event.index() >= watcher.since_index && wants(watcher)
+            })
+            .collect();
         for id in woken {
             fired.push((id, event.clone()));
             if !self.by_id[&id].stream {
