@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use raftkv::bench::process::TempDir;
 use raftkv::bench::requests::Session;
 use raftkv::bench::watch::{run_fan_out, FanOutSettings};
 use raftkv::bench::workload::{
@@ -16,18 +17,33 @@ use raftkv::node::{Config, Node};
 struct InProcessServer {
     url: String,
     _node: Arc<Node>,
+    /// Removed after the node is dropped (fields drop in declaration order).
+    _data_dir: TempDir,
 }
 
 fn start_server() -> InProcessServer {
-    let args: Vec<String> = vec!["--listen-client-urls".into(), "http://127.0.0.1:0".into()];
+    let data_dir = TempDir::new("smoke").expect("creating a temp data dir");
+    let args: Vec<String> = vec![
+        "--listen-client-urls".into(),
+        "http://127.0.0.1:0".into(),
+        "--listen-peer-urls".into(),
+        "http://127.0.0.1:0".into(),
+        "--data-dir".into(),
+        data_dir.path.join("data").display().to_string(),
+    ];
     let config = Config::from_args_and_env(&args, |_| None).expect("test config parses");
     let workers = config.max_client_workers;
-    let node = Node::start(config);
+    let node = Node::start(config).expect("the node starts");
+    assert!(
+        node.wait_ready(Duration::from_secs(10)),
+        "the single node never became ready"
+    );
     let server = raftkv::api::server::serve(node.clone(), "http://127.0.0.1:0", workers)
         .expect("binding 127.0.0.1:0");
     InProcessServer {
         url: format!("http://{}", server.local_addr),
         _node: node,
+        _data_dir: data_dir,
     }
 }
 
