@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::bench::disk::append_fdatasync_latency;
 use crate::bench::process::{
-    disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
+    apparent_size_bytes, disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
 };
 use crate::bench::report::{fan_out_line, median, ratio, table, workload_line};
 use crate::bench::watch::{run_fan_out, FanOutResult, FanOutSettings};
@@ -145,6 +145,7 @@ struct Footprint {
     load_seconds: Option<f64>,
     resident_bytes: Option<f64>,
     data_dir_bytes: Option<f64>,
+    data_dir_apparent_bytes: Option<f64>,
     restart_to_read_seconds: Option<f64>,
 }
 
@@ -181,15 +182,17 @@ fn measure_footprint(
     std::thread::sleep(Duration::from_millis(500));
     footprint.resident_bytes = server.resident_kib().map(|kib| kib as f64 * 1024.0);
     footprint.data_dir_bytes = Some(disk_usage_bytes(&spec.data_dir) as f64);
+    footprint.data_dir_apparent_bytes = Some(apparent_size_bytes(&spec.data_dir) as f64);
     server.stop();
     let probe_key = preloaded_key(prefix, settings.memory_keys - 1);
     let mut restarted = spec.spawn()?;
     match restarted.time_to_first_read(&probe_key, settings.start_limit) {
         Some(elapsed) => footprint.restart_to_read_seconds = Some(elapsed.as_secs_f64()),
         None => println!(
-            "note: {}: after a restart, {probe_key} was not readable within {:?} \
-             (not durable, or not serving)",
+            "note: {}: after a restart, {probe_key} was not readable (answered 'not found' for \
+             {:?} after its first answer, or no answer within {:?}): the key was not durable",
             kind.label(),
+            crate::bench::process::RESTART_GRACE,
             settings.start_limit
         ),
     }
@@ -336,7 +339,22 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         );
         for (kind, program) in &kinds {
             let footprint = measure_footprint(*kind, program, settings)?;
-            println!("{:<7} {:?}", kind.label(), footprint);
+            let show = |value: Option<f64>, format: &dyn Fn(f64) -> String| {
+                value.map(format).unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<7} loaded in {} s, resident {} MiB, data dir {} MiB allocated / {} MiB \
+                 apparent, restart to first read {} ms",
+                kind.label(),
+                show(footprint.load_seconds, &|v| format!("{v:.2}")),
+                show(footprint.resident_bytes, &mib),
+                show(footprint.data_dir_bytes, &mib),
+                show(footprint.data_dir_apparent_bytes, &mib),
+                show(footprint.restart_to_read_seconds, &|v| format!(
+                    "{:.0}",
+                    v * 1000.0
+                )),
+            );
             footprints.push(footprint);
         }
     }
@@ -402,7 +420,11 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     print!("{}", table(&header, &rows));
 
     let failures = |results: &[Vec<WorkloadResult>]| -> u64 {
-        results.iter().flatten().map(|r| r.failed).sum()
+        results
+            .iter()
+            .flatten()
+            .map(|r| r.failed_requests + r.failed_workers)
+            .sum()
     };
     println!(
         "failed requests over all runs: raftkv {}, etcd {}",
@@ -412,12 +434,30 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             .map(failures)
             .map_or("-".into(), |n| n.to_string())
     );
+    let stalls = |results: &[Vec<WorkloadResult>], fan_outs: &[FanOutResult]| -> u64 {
+        results
+            .iter()
+            .flatten()
+            .map(|r| r.stalled_connections)
+            .sum::<u64>()
+            + fan_outs.iter().map(|r| r.stalled_connections).sum::<u64>()
+    };
+    println!(
+        "connections accepted but left unanswered (re-dialled): raftkv {}, etcd {}",
+        stalls(&raftkv.results, &raftkv.fan_outs),
+        match (&etcd_results, &etcd_fan_outs) {
+            (Some(results), Some(fan_outs)) => stalls(results, fan_outs).to_string(),
+            _ => "-".into(),
+        }
+    );
     let watch_summary = |fan_outs: &[FanOutResult]| -> String {
         let sum = |f: fn(&FanOutResult) -> u64| fan_outs.iter().map(f).sum::<u64>();
         format!(
-            "{} runs, missed {}, duplicated {}, unexpected {}, history-cleared {}, timed-out watchers {}",
+            "{} runs, missed {}, undelivered at the time limit {}, duplicated {}, unexpected {}, \
+             history-cleared {}, timed-out watchers {}",
             fan_outs.len(),
             sum(|r| r.missed),
+            sum(|r| r.undelivered),
             sum(|r| r.duplicated),
             sum(|r| r.unexpected),
             sum(|r| r.history_cleared),
@@ -473,9 +513,15 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             &mib,
         );
         push_metric(
-            format!("data dir MiB with {keys} keys"),
+            format!("data dir MiB allocated (du) with {keys} keys"),
             ours.data_dir_bytes,
             theirs.and_then(|f| f.data_dir_bytes),
+            &mib,
+        );
+        push_metric(
+            "data dir MiB apparent (file lengths)".into(),
+            ours.data_dir_apparent_bytes,
+            theirs.and_then(|f| f.data_dir_apparent_bytes),
             &mib,
         );
         push_metric(
@@ -487,6 +533,14 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     }
     println!();
     print!("{}", table(&["metric", "raftkv", "etcd", "ratio"], &extra));
+    if settings.memory_keys > 0 && ours.data_dir_apparent_bytes == Some(0.0) {
+        println!(
+            "WARNING: raftkv's data dir is empty after {} acknowledged writes: this build does \
+             not persist (no WAL, no fsync), so its write numbers are NOT comparable with etcd's \
+             durable writes",
+            settings.memory_keys
+        );
+    }
     match &fdatasync {
         Some(latency) => println!(
             "disk: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms ({} samples)",

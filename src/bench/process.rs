@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::requests::Session;
+use crate::bench::requests::{RequestError, Session};
+
+/// How long a restarted server may answer "not found" for a loaded key before the key counts
+/// as lost (a server may answer before it has replayed everything).
+pub const RESTART_GRACE: Duration = Duration::from_secs(5);
 
 /// Which server a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,9 +217,11 @@ impl Server {
     }
 
     /// Time from spawn until `GET /v2/keys<key>` answers 200 (polling every few ms), or None
-    /// if it never does within `limit` (the key is gone, or the server never serves).
+    /// if it never does within `limit`, or if the server keeps answering something else (a
+    /// 404: the key was lost) for [`RESTART_GRACE`] after its first answer.
     pub fn time_to_first_read(&mut self, key: &str, limit: Duration) -> Option<Duration> {
         let deadline = self.started_at + limit;
+        let mut first_answer: Option<Instant> = None;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return None;
@@ -223,8 +229,15 @@ impl Server {
             if let Ok(mut session) =
                 Session::new(&self.spec.client_url(), Duration::from_millis(500))
             {
-                if session.get(key, false).is_ok() {
-                    return Some(self.started_at.elapsed());
+                match session.get(key, false) {
+                    Ok(_) => return Some(self.started_at.elapsed()),
+                    Err(RequestError::Status { .. }) => {
+                        let since = *first_answer.get_or_insert_with(Instant::now);
+                        if since.elapsed() > RESTART_GRACE {
+                            return None;
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -289,6 +302,24 @@ pub fn disk_usage_bytes(path: &Path) -> u64 {
     total
 }
 
+/// Bytes of file content under `path` (the sum of file lengths, like `du --apparent-size`).
+pub fn apparent_size_bytes(path: &Path) -> u64 {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !metadata.is_dir() {
+        return metadata.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| apparent_size_bytes(&entry.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// `name` if it is a path to a file, else the first match in `$PATH`.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let direct = PathBuf::from(name);
@@ -321,5 +352,6 @@ mod tests {
         std::fs::write(dir.path.join("sub/b"), vec![1u8; 8 * 1024]).expect("write");
         let bytes = disk_usage_bytes(&dir.path);
         assert!(bytes >= 72 * 1024, "du found {bytes} bytes");
+        assert_eq!(apparent_size_bytes(&dir.path), 72 * 1024);
     }
 }

@@ -178,7 +178,7 @@ fn run(cli: &Cli) -> ExitCode {
             continue;
         }
         let result = run_workload(&workload, &settings);
-        any_failure |= result.failed > 0;
+        any_failure |= result.failed_requests > 0 || result.failed_workers > 0;
         println!("{}", workload_line(&result));
     }
     if selected.contains(&"watch") {
