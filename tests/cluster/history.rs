@@ -362,7 +362,7 @@ pub fn first_write_after(since: Instant, ports: &[u16], limit: Duration) -> Opti
                     attempt += 1;
                     let form = encode_form(&[("value", format!("{port}-{attempt}"))]);
                     if let Ok(response) =
-                        http_request(&mut http, port, "PUT", "/v2/keys/probe", Some(form), 1000)
+                        http_request(&mut http, port, "PUT", "/v2/keys/probe", Some(form), 500)
                     {
                         if response.status / 100 == 2 {
                             let took = since.elapsed();

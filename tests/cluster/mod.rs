@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod history;
 pub mod proxy;
 
