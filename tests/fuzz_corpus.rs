@@ -17,6 +17,9 @@ fn targets() -> Vec<(&'static str, Target)> {
             "fuzz_peer_frames",
             raftkv::transport::frame::fuzz_peer_frames,
         ),
+        ("fuzz_store", raftkv::store::fuzz_store),
+        ("fuzz_wal_frame", raftkv::wal::fuzz_wal_frame),
+        ("fuzz_wal_replay", raftkv::wal::fuzz_wal_replay),
     ]
 }
 

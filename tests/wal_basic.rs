@@ -102,6 +102,11 @@ fn reopen_returns_synced_records_and_drops_unsynced_batch() {
 fn truncation_overwrites_the_tail_and_holes_are_refused() {
     let dir = TempDir::new("wal-truncate");
     let (mut wal, _) = Wal::open(&dir.0, small()).unwrap();
+    let refused = wal.append_entries(&entries(2..=3, 1)).unwrap_err();
+    assert!(
+        matches!(refused, WalError::NonContiguous { found: 2, .. }),
+        "a fresh log starts at 1"
+    );
     wal.append_entries(&entries(1..=5, 1)).unwrap();
     wal.sync().unwrap();
     wal.append_entries(&entries(3..=4, 2)).unwrap();
@@ -539,4 +544,75 @@ fn wal_can_move_to_the_persist_thread() {
     fn assert_send<T: Send>() {}
     assert_send::<Wal>();
     assert_send::<DataDirLock>();
+}
+
+#[test]
+fn many_clean_restarts_with_snapshot_markers_stay_consistent() {
+    // Clean shutdowns and snapshot markers use the space reserved at the end of a segment;
+    // cycling through them at many offsets must never overflow or misreport.
+    let dir = TempDir::new("wal-restarts");
+    for cycle in 0..30u64 {
+        let index = cycle + 1;
+        let (mut wal, recovered) = Wal::open(&dir.0, small()).unwrap();
+        assert_eq!(recovered.last_index, cycle, "cycle {cycle}");
+        assert!(cycle == 0 || recovered.clean_shutdown, "cycle {cycle}");
+        let data = vec![cycle as u8; (cycle * 13 % 90) as usize];
+        wal.append_entries(&[Entry {
+            index,
+            term: 1,
+            kind: 0,
+            data,
+        }])
+        .unwrap();
+        wal.mark_snapshot(SnapshotMarker { index, term: 1 })
+            .unwrap();
+        wal.close_clean().unwrap();
+        // And a clean stop right after a clean start, writing nothing.
+        let (wal, _) = Wal::open(&dir.0, small()).unwrap();
+        wal.close_clean().unwrap();
+    }
+}
+
+/// The write offset in the newest segment: just past the last non-zero byte, 8-aligned.
+fn write_offset(dir: &Path) -> usize {
+    let bytes = fs::read(segment_files(dir).last().unwrap()).unwrap();
+    (bytes.iter().rposition(|b| *b != 0).unwrap() + 1).div_ceil(8) * 8
+}
+
+#[test]
+fn clean_shutdown_after_a_snapshot_marker_used_the_reserve() {
+    let dir = TempDir::new("wal-reserve");
+    let (mut wal, _) = Wal::open(&dir.0, small()).unwrap();
+    wal.append_entries(&entries(1..=3, 1)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    // Size one entry so that exactly 160 bytes remain after it: the snapshot marker then goes
+    // into the reserve and the clean shutdown takes the rest but 40 bytes.
+    let room = 4096 - write_offset(&dir.0) - 160;
+    assert!(room >= 48, "test setup: {room} bytes");
+    let data = vec![1u8; room - 41];
+    let (mut wal, _) = Wal::open(&dir.0, small()).unwrap();
+    wal.append_entries(&[Entry {
+        index: 4,
+        term: 1,
+        kind: 0,
+        data,
+    }])
+    .unwrap();
+    wal.mark_snapshot(SnapshotMarker { index: 4, term: 1 })
+        .unwrap();
+    wal.close_clean().unwrap();
+    assert_eq!(segment_files(&dir.0).len(), 1);
+    assert_eq!(write_offset(&dir.0), 4096 - 40);
+    // Start and stop cleanly again: the clean-shutdown record no longer fits this segment.
+    let (wal, recovered) = Wal::open(&dir.0, small()).unwrap();
+    assert!(recovered.clean_shutdown);
+    wal.close_clean().unwrap();
+    let (_wal, recovered) = Wal::open(&dir.0, small()).unwrap();
+    assert!(recovered.clean_shutdown);
+    assert_eq!(recovered.last_index, 4);
+    assert_eq!(
+        recovered.snapshot,
+        Some(SnapshotMarker { index: 4, term: 1 })
+    );
 }

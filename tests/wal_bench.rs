@@ -5,6 +5,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -64,6 +65,26 @@ fn measure_sync_latencies() {
         raw_micros.push(start.elapsed().as_micros());
     }
     report("raw write(4 KiB) + fdatasync (growing file)", raw_micros);
+
+    // The same into a file whose blocks were written (zeros) and synced beforehand.
+    let pre_path = dir.0.join("raw-prewritten");
+    let pre = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&pre_path)
+        .unwrap();
+    pre.write_all_at(&vec![0u8; 4096 * rounds], 0).unwrap();
+    pre.sync_all().unwrap();
+    let mut pre_micros = Vec::new();
+    for round in 0..rounds {
+        let start = Instant::now();
+        pre.write_all_at(&block, (round * 4096) as u64).unwrap();
+        pre.sync_data().unwrap();
+        pre_micros.push(start.elapsed().as_micros());
+    }
+    report("raw pwrite(4 KiB) + fdatasync (pre-written)", pre_micros);
 
     let (mut wal, _) = Wal::open(&dir.0.join("wal"), WalOptions::default()).unwrap();
     let mut index = 1u64;

@@ -242,30 +242,21 @@ pub fn stats(node: &Node, method: &str, which: &str) -> Reply {
             push_string(&mut out, &go_duration(uptime));
             out.push_str(",\"startTime\":");
             push_string(&mut out, &rfc3339_nanos(status.leader_since_unix_nanos));
-            out.push_str("},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
+            let (received, sent) = {
+                let stats = node.peer_stats.lock();
+                (stats.recv_append_requests, stats.send_append_requests)
+            };
+            out.push_str(&format!(
+                "}},\"recvAppendRequestCnt\":{received},\"sendAppendRequestCnt\":{sent}}}"
+            ));
             Reply::json(200, out)
         }
         "leader" if !node.is_leader() => Reply::json(403, message_json("not current leader")),
         "leader" => {
-            let followers: Vec<String> = node
-                .members
-                .read()
-                .iter()
-                .filter(|m| m.id != node.member_id)
-                .map(|m| {
-                    format!(
-                        "\"{}\":{{\"latency\":{{\"current\":0,\"average\":0,\"standardDeviation\":0,\"minimum\":0,\"maximum\":0}},\"counts\":{{\"fail\":0,\"success\":0}}}}",
-                        format_id(m.id)
-                    )
-                })
-                .collect();
+            let members: Vec<u64> = node.members.read().iter().map(|m| m.id).collect();
             Reply::json(
                 200,
-                format!(
-                    "{{\"leader\":\"{}\",\"followers\":{{{}}}}}",
-                    format_id(node.member_id),
-                    followers.join(",")
-                ),
+                node.peer_stats.lock().leader_json(node.member_id, &members),
             )
         }
         _ => Reply::json(200, node.store.read().stats_json()),

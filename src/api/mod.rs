@@ -16,5 +16,6 @@ pub mod fuzz;
 pub mod http;
 pub mod json;
 pub mod keys;
+pub mod proxy;
 pub mod render;
 pub mod server;

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     for flag in &config.ignored_flags {
         eprintln!("raftkv: note: flag --{flag} is accepted for etcd compatibility and ignored");
     }
+    if config.proxy != "off" {
+        return run_proxy(&config);
+    }
     let listen_urls = config.listen_client_urls.clone();
     let workers = config.max_client_workers;
     let node = match Node::start(config) {
@@ -72,6 +75,27 @@ fn main() -> ExitCode {
     eprintln!("raftkv: stopping");
     node.shutdown();
     ExitCode::SUCCESS
+}
+
+/// `--proxy on|readonly`: forward client requests to the cluster, join no quorum.
+fn run_proxy(config: &Config) -> ExitCode {
+    match raftkv::api::proxy::start(config) {
+        Ok(proxy) => {
+            eprintln!(
+                "raftkv: proxy serving client requests on {}, forwarding to {:?}",
+                proxy.local_addr,
+                proxy.endpoints()
+            );
+            while !stop_requested() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("raftkv: cannot start the proxy: {error}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -34,6 +34,11 @@ pub struct Config {
     pub max_parked_watches: usize,
     /// Largest request body accepted, in bytes (etcd's form limit is 10 MiB).
     pub max_request_body_bytes: usize,
+    /// Size every WAL segment file is preallocated to, in bytes.
+    pub wal_segment_bytes: u64,
+    /// The WAL never grows past this many bytes (0: no limit) — a quota that behaves like a
+    /// full disk.
+    pub wal_max_bytes: u64,
     /// `--proxy`: `off` or `on`.
     pub proxy: String,
     /// Flags accepted for compatibility but not acted on.
@@ -112,6 +117,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-parked-watches", "10000"),
     ("max-request-bytes", "10485760"),
     ("proxy", "off"),
+    ("wal-segment-bytes", "67108864"),
+    ("wal-max-bytes", "0"),
     ("enable-v2", "true"),
 ];
 
@@ -316,6 +323,8 @@ impl Config {
             max_client_workers: number("max-client-workers")?.clamp(1, 4096) as usize,
             max_parked_watches: number("max-parked-watches")? as usize,
             max_request_body_bytes: number("max-request-bytes")? as usize,
+            wal_segment_bytes: number("wal-segment-bytes")?,
+            wal_max_bytes: number("wal-max-bytes")?,
             proxy,
             ignored_flags: ignored,
         })

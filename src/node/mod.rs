@@ -16,6 +16,7 @@ pub mod config;
 pub mod envelope;
 pub mod ids;
 pub(crate) mod raft_loop;
+pub mod stats;
 pub mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -178,6 +179,8 @@ pub struct Node {
     next_request_id: AtomicU64,
     pub start_time_unix_nanos: UnixNanos,
     pub transport: Option<Arc<crate::transport::Transport>>,
+    /// Follower latencies (while leader) and append counters, kept by the Raft loop.
+    pub peer_stats: parking_lot::Mutex<stats::PeerStats>,
 }
 
 impl Node {
@@ -209,7 +212,12 @@ impl Node {
         let new_cluster = config.initial_cluster_state == "new";
         let boot = boot::open(
             std::path::Path::new(&config.data_dir),
-            crate::wal::WalOptions::default(),
+            crate::wal::WalOptions {
+                segment_size_bytes: (config.wal_segment_bytes & !7)
+                    .max(crate::wal::MIN_SEGMENT_SIZE_BYTES),
+                max_total_bytes: (config.wal_max_bytes > 0).then_some(config.wal_max_bytes),
+                ..Default::default()
+            },
             new_cluster,
             &initial_members,
         )
@@ -286,6 +294,7 @@ impl Node {
             next_request_id: AtomicU64::new((now as u64) << 8),
             start_time_unix_nanos: now,
             transport: Some(transport.clone()),
+            peer_stats: parking_lot::Mutex::new(stats::PeerStats::default()),
         });
         let durable = raft_loop::Durable {
             lock,
@@ -295,6 +304,18 @@ impl Node {
             snapshot_index,
             snapshot_term,
         };
+        let weak = Arc::downgrade(&node);
+        transport.set_members_json(Arc::new(move || match weak.upgrade() {
+            Some(node) => {
+                let members = node.members.read();
+                let list: Vec<String> = members
+                    .iter()
+                    .map(crate::api::cluster::member_json)
+                    .collect();
+                format!("[{}]", list.join(","))
+            }
+            None => "[]".to_string(),
+        }));
         let mut raft_loop = raft_loop::RaftLoop::new(node.clone(), durable, raw, Some(transport));
         raft_loop.connect_peers(&initial_members);
         std::thread::Builder::new()

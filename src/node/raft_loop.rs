@@ -285,6 +285,13 @@ impl RaftLoop {
         match item {
             Inbound::Message { from, payload } => match decode_message(&payload) {
                 Ok(message) if message.from == from => {
+                    match message.kind {
+                        MessageKind::Append => self.node.peer_stats.lock().recv_append_requests += 1,
+                        MessageKind::AppendResponse | MessageKind::HeartbeatResponse => {
+                            self.node.peer_stats.lock().answered_by(from, Instant::now())
+                        }
+                        _ => {}
+                    }
                     let _ = self.raw.step(message);
                 }
                 Ok(message) => eprintln!(
@@ -302,7 +309,12 @@ impl RaftLoop {
                 }
                 _ => eprintln!("raftkv: dropped a malformed snapshot from {from:x}"),
             },
-            Inbound::Unreachable { peer } => self.raw.report_unreachable(peer),
+            Inbound::Unreachable { peer } => {
+                if self.raw.raft.role == Role::Leader {
+                    self.node.peer_stats.lock().unreachable(peer);
+                }
+                self.raw.report_unreachable(peer)
+            }
             Inbound::SnapshotSent { peer, ok } => self.raw.report_snapshot(peer, ok),
         }
     }
@@ -467,6 +479,7 @@ impl RaftLoop {
             status.leader_id = soft.leader_id;
             if soft.role == Role::Leader {
                 status.leader_since_unix_nanos = now_unix_nanos();
+                self.node.peer_stats.lock().reset_followers();
             }
         }
         self.raw.advance();
@@ -524,6 +537,15 @@ impl RaftLoop {
         let Some(transport) = self.transport.clone() else {
             return;
         };
+        let now = Instant::now();
+        {
+            let mut stats = self.node.peer_stats.lock();
+            for message in &messages {
+                if matches!(message.kind, MessageKind::Append | MessageKind::Heartbeat) {
+                    stats.sent_to(message.to, now, message.kind == MessageKind::Append);
+                }
+            }
+        }
         for mut message in messages {
             if message.kind == MessageKind::Snapshot {
                 let data = message

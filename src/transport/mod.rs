@@ -53,6 +53,9 @@ pub struct TransportConfig {
     pub max_snapshot_bytes: u64,
 }
 
+/// Renders the member list for `GET /members` on the peer port.
+pub type MembersJson = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// What arrives from peers (and what the transport learns about them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
@@ -120,6 +123,9 @@ pub struct Transport {
     pub stats: Arc<TransportStats>,
     pub local_addr: SocketAddr,
     stopped: Arc<AtomicBool>,
+    /// Answers `GET /members` on the peer port (etcd's peer API, used by proxies to find the
+    /// cluster's client URLs): the JSON array of members.
+    members_json: Mutex<Option<MembersJson>>,
     /// Clones of the open inbound connections, closed on shutdown.
     inbound_streams: Mutex<BTreeMap<u64, TcpStream>>,
     next_connection_id: AtomicU64,
@@ -148,6 +154,7 @@ impl Transport {
             local_addr,
             stopped: Arc::new(AtomicBool::new(false)),
             inbound_streams: Mutex::new(BTreeMap::new()),
+            members_json: Mutex::new(None),
             next_connection_id: AtomicU64::new(0),
         });
         let acceptor = transport.clone();
@@ -321,8 +328,46 @@ impl Transport {
         }
     }
 
+    /// Installs what `GET /members` on the peer port answers.
+    pub fn set_members_json(&self, provider: MembersJson) {
+        *self.members_json.lock() = Some(provider);
+    }
+
+    /// A plain HTTP request on the peer port: only `GET /members` is served.
+    fn serve_http(&self, mut stream: TcpStream) -> Result<(), ReadError> {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() >= 8192 {
+                return Err(ReadError::Refused(
+                    "HTTP request head over 8 KiB on the peer port".into(),
+                ));
+            }
+            stream.read_exact(&mut byte)?;
+            head.push(byte[0]);
+        }
+        let request_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+        let provider = self.members_json.lock().clone();
+        let (status, body) = match (request_line.starts_with(b"GET /members "), provider) {
+            (true, Some(provider)) => ("200 OK", provider()),
+            _ => ("404 Not Found", "404 page not found\n".to_string()),
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nX-Etcd-Cluster-Id: {:x}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.config.cluster_id,
+            body.len()
+        );
+        stream.write_all(response.as_bytes())?;
+        Ok(())
+    }
+
     fn serve_connection(&self, mut stream: TcpStream) -> Result<(), ReadError> {
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let mut first = [0u8; 4];
+        let peeked = stream.peek(&mut first)?;
+        if peeked == 4 && &first == b"GET " {
+            return self.serve_http(stream);
+        }
         let mut bytes = [0u8; HANDSHAKE_BYTES];
         stream.read_exact(&mut bytes)?;
         let handshake = match Handshake::decode(&bytes) {

@@ -6,6 +6,33 @@
 //! all file I/O of the log), `fsutil` (preallocation, directory fsync, atomic file replacement),
 //! `dir_lock` (the data-dir lock), `error`.
 //!
+//! # Use (the node's persist step)
+//! ```no_run
+//! use raftkv::snap::{Snapshot, Snapshotter};
+//! use raftkv::wal::{DataDirLock, Entry, HardState, SnapshotMarker, Wal, WalOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data_dir = std::path::Path::new("/var/lib/raftkv");
+//! let _lock = DataDirLock::acquire(data_dir)?; // held for the life of the process
+//! let snapper = Snapshotter::open(&data_dir.join("member/snap"))?;
+//! let snapshot = snapper.load_newest()?; // restore the store from it, if any
+//! let (mut wal, recovered) = Wal::open(&data_dir.join("member/wal"), WalOptions::default())?;
+//! // replay recovered.entries with index > snapshot index; recovered.hard_state for Raft
+//! # let _ = (snapshot, recovered);
+//! // Every Ready: entries + hard state, then ONE sync for the whole batch, then acknowledge.
+//! wal.append_entries(&[Entry { index: 1, term: 1, kind: 0, data: b"cmd".to_vec() }])?;
+//! wal.set_hard_state(HardState { term: 1, vote: 1, commit: 1 })?;
+//! wal.sync()?;
+//! // Compaction: snapshot file first, then the marker, then release.
+//! snapper.save(&Snapshot { index: 1, term: 1, data: b"store".to_vec() })?;
+//! wal.mark_snapshot(SnapshotMarker { index: 1, term: 1 })?;
+//! wal.sync()?;
+//! wal.release_before(1)?;
+//! snapper.release_older_than(1)?;
+//! wal.close_clean()?; // on a graceful stop
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Directory
 //! ```text
 //! <wal dir>/0000000000000001-0000000000000001.wal   segment id 1, first index 1 (16 hex digits each)

@@ -28,26 +28,28 @@ pub struct LogCursor {
 }
 
 impl LogCursor {
-    /// An entry may overwrite the tail (index <= last entry + 1) or restart the log right after
-    /// the latest snapshot.
+    /// The highest index the next entry may have without a snapshot: one past the last entry,
+    /// or, before any entry was seen, one past `last_index` (1 for a fresh log; the first
+    /// kept segment's first index during replay).
+    fn next_entry_limit(&self) -> u64 {
+        self.last_entry_index
+            .unwrap_or(self.last_index)
+            .saturating_add(1)
+    }
+
+    /// An entry may overwrite the tail (index <= limit, Raft truncation) or restart the log right
+    /// after the latest snapshot (an installed snapshot beyond the log).
     pub fn accepts_entry(&self, index: u64) -> bool {
-        index >= 1
-            && match self.last_entry_index {
-                None => true,
-                Some(last) => {
-                    index <= last.saturating_add(1) || self.snapshot_index == Some(index - 1)
-                }
-            }
+        index >= 1 && (index <= self.next_entry_limit() || self.snapshot_index == Some(index - 1))
     }
 
     /// Text for errors: which entry indexes would have been accepted.
     pub fn expected_entry(&self) -> String {
-        match (self.last_entry_index, self.snapshot_index) {
-            (None, _) => ">= 1".to_string(),
-            (Some(last), None) => format!("<= {}", last.saturating_add(1)),
-            (Some(last), Some(snap)) => format!(
+        match self.snapshot_index {
+            None => format!("<= {}", self.next_entry_limit()),
+            Some(snap) => format!(
                 "<= {} or {}",
-                last.saturating_add(1),
+                self.next_entry_limit(),
                 snap.saturating_add(1)
             ),
         }

@@ -544,6 +544,11 @@ impl Wal {
     pub fn close_clean(mut self) -> Result<(), WalError> {
         self.guarded(|wal| {
             wal.commit_batch()?;
+            // The reserve always holds one clean shutdown, except right after a previous clean
+            // shutdown (or snapshot marker) used it up in this segment: then start a new one.
+            if wal.active.write_offset + RESERVED_AFTER_SNAPSHOT_BYTES > wal.active.map.len() {
+                wal.roll()?;
+            }
             wal.write_frame(&Record::CleanShutdown {
                 last_index: wal.cursor.last_index,
             });
