@@ -186,9 +186,22 @@ pub fn run_cycles(
         }
         report.cycles += 1;
     }
+    finish_and_check(cluster, workload, seed, &mut report);
+    report
+}
+
+/// Stops the workload, waits for a leader and for convergence, and checks that every
+/// acknowledged `/acked` key is on every live member and that the history is linearizable;
+/// fills in the report's counts. Panics (with the seed) on any failure.
+pub fn finish_and_check(
+    cluster: &mut Cluster,
+    workload: Workload,
+    seed: u64,
+    report: &mut FaultReport,
+) {
     cluster
         .wait_leader(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("after the last cycle, seed {seed}: {e}"));
+        .unwrap_or_else(|e| panic!("before the final checks, seed {seed}: {e}"));
     let acked = workload
         .acked_writes
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -209,5 +222,4 @@ pub fn run_cycles(
     if let Err(e) = check_linearizable(&result, seed) {
         panic!("{e}");
     }
-    report
 }

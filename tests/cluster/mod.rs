@@ -91,6 +91,8 @@ pub struct Member {
     pub paused: bool,
     /// Removed from the cluster: never started again.
     pub removed: bool,
+    /// More flags for every start (e.g. `--snapshot-count`).
+    extra_args: Vec<String>,
 }
 
 impl Member {
@@ -141,6 +143,7 @@ impl Member {
             .arg(HEARTBEAT_MS.to_string())
             .arg("--election-timeout")
             .arg(ELECTION_TIMEOUT_MS.to_string())
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
@@ -217,12 +220,19 @@ pub struct Cluster {
     root: PathBuf,
     /// Keep-alive client for harness requests.
     client: HttpClient,
+    /// More flags for every member.
+    extra_args: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `size` members as a new cluster and waits until every member answers
     /// `GET /v2/keys/` and a leader is known (bounded).
     pub fn start(size: usize) -> Result<Cluster, String> {
+        Cluster::start_with(size, &[])
+    }
+
+    /// [`Cluster::start`] with more flags for every member.
+    pub fn start_with(size: usize, extra_args: &[&str]) -> Result<Cluster, String> {
         let unique = CLUSTER_COUNTER.fetch_add(1, Ordering::SeqCst);
         let root =
             std::env::temp_dir().join(format!("raftkv-cluster-{}-{unique}", std::process::id()));
@@ -233,6 +243,7 @@ impl Cluster {
             proxies: proxy::ProxyNet::new(),
             root,
             client: HttpClient::new(Some(Duration::from_secs(1))),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
         for index in 0..size {
             cluster.new_slot(index)?;
@@ -277,6 +288,7 @@ impl Cluster {
             child: None,
             paused: false,
             removed: false,
+            extra_args: self.extra_args.clone(),
         });
         Ok(index)
     }
@@ -534,6 +546,52 @@ impl Cluster {
                 return Err(format!(
                     "members did not converge within {limit:?}: {last}\n{}",
                     self.logs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `GET /v2/members` on every live member lists exactly the active members
+    /// (by ID), each with its name and client URL published.
+    pub fn wait_members_agree(&mut self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        let mut expected: Vec<u64> = self.active().iter().map(|&i| self.members[i].id).collect();
+        expected.sort_unstable();
+        loop {
+            let mut last = String::new();
+            let mut agree = true;
+            for index in self.live() {
+                let port = self.members[index].client_port;
+                let listed = self
+                    .request(port, "GET", "/v2/members", None, 2000)
+                    .ok()
+                    .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok());
+                let mut ids: Vec<u64> = Vec::new();
+                let mut all_published = true;
+                if let Some(members) = listed.as_ref().and_then(|j| j["members"].as_array()) {
+                    for member in members {
+                        if let Some(id) = member["id"]
+                            .as_str()
+                            .and_then(|t| u64::from_str_radix(t, 16).ok())
+                        {
+                            ids.push(id);
+                        }
+                        all_published &= member["name"].as_str().is_some_and(|n| !n.is_empty());
+                    }
+                }
+                ids.sort_unstable();
+                if ids != expected || !all_published {
+                    agree = false;
+                    last = format!("member {index} lists {listed:?}, expected IDs {expected:x?}");
+                }
+            }
+            if agree {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "/v2/members did not agree within {limit:?}: {last}"
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -12,6 +12,9 @@
 //!   open and everything it writes is read and discarded; a new connection gets no answer to its
 //!   handshake. The sender sees nothing but silence, like a dropped network.
 //!
+//! A connection that starts with `GET ` is plain HTTP on the peer port (`GET /members`) and
+//! is passed through untouched.
+//!
 //! Healing a link closes whatever the cut left half-open, so the sender reconnects afresh and the
 //! receiver never sees a frame cut in the middle.
 
@@ -156,6 +159,16 @@ fn le_u64(bytes: &[u8]) -> u64 {
 fn serve(mut sender: TcpStream, target_port: u16, shared: Arc<Shared>) {
     let connection = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let _ = sender.set_read_timeout(Some(Duration::from_secs(3)));
+    // A plain HTTP request (`GET /members`, asked by joining members and proxies) is not a
+    // Raft link: it passes untouched.
+    let mut first = [0u8; 4];
+    if matches!(sender.peek(&mut first), Ok(4)) && &first == b"GET " {
+        let _ = sender.set_read_timeout(None);
+        if let Some(mut receiver) = connect_and_pipe_back(&sender, &[], target_port) {
+            let _ = std::io::copy(&mut sender, &mut receiver);
+        }
+        return;
+    }
     let mut handshake = [0u8; HANDSHAKE_BYTES];
     if sender.read_exact(&mut handshake).is_err() {
         return;
