@@ -12,6 +12,14 @@ use cluster::history::WorkloadConfig;
 use cluster::proxy::CutMode;
 use cluster::{test_seed, Cluster};
 
+/// Requests to a cut-off member wait for their timeout: more clients keep the load up.
+const CONFIG: WorkloadConfig = WorkloadConfig {
+    clients: 8,
+    keys: 6,
+    request_timeout_ms: 2000,
+    think_ms: 5,
+};
+
 /// The tests share 2 cores with everything else: run them one at a time.
 static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
@@ -30,7 +38,7 @@ fn three_members_survive_isolation_splits_and_one_way_loss() {
         Fault::OneWayFromLeader,
         Fault::OneWayToLeader,
     ];
-    let report = run_cycles(&mut cluster, &faults, WorkloadConfig::default(), seed);
+    let report = run_cycles(&mut cluster, &faults, CONFIG, seed);
     report.print("partitions, 3 members");
     assert!(
         !cluster.proxies.links_seen().is_empty(),
@@ -59,6 +67,6 @@ fn five_members_survive_splits_two_three_and_one_four() {
         },
         Fault::OneWayFromLeader,
     ];
-    let report = run_cycles(&mut cluster, &faults, WorkloadConfig::default(), seed);
+    let report = run_cycles(&mut cluster, &faults, CONFIG, seed);
     report.print("partitions, 5 members");
 }

@@ -171,6 +171,25 @@ pub fn run_cycles(
                 cluster.logs()
             ),
         }
+        if leader_lost {
+            // The write went through a new leader on the majority side: the fault really took
+            // the old one away (a proxy that cut nothing would fail here).
+            let old_id = cluster.members[leader].id;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let seen = cluster.leaders_seen_by(&majority);
+                let new_leader = seen.iter().all(|&id| id != old_id && id != 0)
+                    && seen.windows(2).all(|pair| pair[0] == pair[1]);
+                if new_leader {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cycle {cycle} ({fault:?}), seed {seed}: the majority {majority:?} still sees leaders {seen:x?} (old leader {old_id:x})"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         std::thread::sleep(HOLD);
         // Heal.
         cluster.heal();

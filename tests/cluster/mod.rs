@@ -389,6 +389,25 @@ impl Cluster {
         (count > active / 2 && self.live().contains(&index)).then_some(index)
     }
 
+    /// The leader ID each of `members` reports (0: none known, or no answer).
+    pub fn leaders_seen_by(&mut self, members: &[usize]) -> Vec<u64> {
+        members
+            .iter()
+            .map(|&index| {
+                let port = self.members[index].client_port;
+                self.request(port, "GET", "/v2/stats/self", None, 1000)
+                    .ok()
+                    .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                    .and_then(|json| {
+                        json["leaderInfo"]["leader"]
+                            .as_str()
+                            .and_then(|text| u64::from_str_radix(text, 16).ok())
+                    })
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
     pub fn wait_leader(&mut self, limit: Duration) -> Result<usize, String> {
         let deadline = Instant::now() + limit;
         loop {
