@@ -54,11 +54,12 @@ fn members_are_added_and_removed_under_load_including_the_leader() {
     let follower = followers[rng.below(followers.len() as u64) as usize];
     let via =
         followers[(followers.iter().position(|&f| f == follower).unwrap() + 1) % followers.len()];
-    let port = cluster.members[follower].client_port;
-    workload.ports.write().retain(|&p| p != port);
+    // Clients keep talking to a removed member until it is gone (they cannot know at once).
     cluster
         .remove_member(follower, via)
         .unwrap_or_else(|e| panic!("seed {seed}: remove follower m{follower}: {e}"));
+    let port = cluster.members[follower].client_port;
+    workload.ports.write().retain(|&p| p != port);
     println!("removed follower m{follower} through m{via}");
     cluster
         .wait_members_agree(Duration::from_secs(15))
@@ -68,10 +69,8 @@ fn members_are_added_and_removed_under_load_including_the_leader() {
 
     // Remove the leader (through the leader itself).
     let leader = cluster.wait_leader(Duration::from_secs(20)).unwrap();
-    let port = cluster.members[leader].client_port;
-    workload.ports.write().retain(|&p| p != port);
     let removed_at = Instant::now();
-    cluster.remove_member(leader, leader).unwrap_or_else(|e| {
+    cluster.request_removal(leader, leader).unwrap_or_else(|e| {
         panic!(
             "seed {seed}: remove leader m{leader}: {e}\n{}",
             cluster.logs()
@@ -94,6 +93,9 @@ fn members_are_added_and_removed_under_load_including_the_leader() {
         took.as_millis()
     );
     report.leader_loss_to_write.push(took);
+    cluster.finish_removal(leader);
+    let port = cluster.members[leader].client_port;
+    workload.ports.write().retain(|&p| p != port);
     cluster
         .wait_members_agree(Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("seed {seed}: after removing leader m{leader}: {e}"));

@@ -31,6 +31,8 @@ pub const CHECK_STEP_BUDGET: u64 = 50_000_000;
 #[derive(Debug, Default)]
 pub struct WorkloadResult {
     pub history: Vec<KvOperation>,
+    /// The client port each operation of `history` went to (same order).
+    pub targets: Vec<u16>,
     /// Keys under `/acked` whose creation was acknowledged.
     pub acked_keys: Vec<String>,
     /// Operations with a definite answer / with an unknown outcome / not sent.
@@ -112,6 +114,7 @@ impl Workload {
         for handle in self.handles {
             let result = handle.join().expect("a client thread panicked");
             merged.history.extend(result.history);
+            merged.targets.extend(result.targets);
             merged.acked_keys.extend(result.acked_keys);
             merged.definite += result.definite;
             merged.unknown += result.unknown;
@@ -127,19 +130,42 @@ enum Sent {
     NotSent,
 }
 
-fn send(
-    client: &mut HttpClient,
-    port: u16,
-    method: &str,
-    path: &str,
-    form: Option<String>,
-    timeout_ms: u64,
-) -> Sent {
-    match http_request(client, port, method, path, form, timeout_ms) {
-        Ok(response) => Sent::Answer(response.status, response.body),
-        // Only a failed TCP connect proves the request never left.
-        Err(text) if text.starts_with("dial tcp") && !text.contains("timeout") => Sent::NotSent,
-        Err(_) => Sent::Unknown,
+/// A keep-alive HTTP client that knows whether it holds an idle connection to a port: the
+/// library client silently retries a request whose reused connection failed on a fresh one,
+/// so a failed connect proves "never sent" only when no connection was reused.
+struct KeepAliveClient {
+    http: HttpClient,
+    /// Ports whose last exchange succeeded (an idle connection may be kept for them).
+    maybe_idle: std::collections::BTreeSet<u16>,
+}
+
+impl KeepAliveClient {
+    fn new() -> KeepAliveClient {
+        KeepAliveClient {
+            http: HttpClient::new(Some(Duration::from_millis(500))),
+            maybe_idle: Default::default(),
+        }
+    }
+
+    fn send(
+        &mut self,
+        port: u16,
+        method: &str,
+        path: &str,
+        form: Option<String>,
+        timeout_ms: u64,
+    ) -> Sent {
+        let reused = self.maybe_idle.remove(&port);
+        match http_request(&mut self.http, port, method, path, form, timeout_ms) {
+            Ok(response) => {
+                self.maybe_idle.insert(port);
+                Sent::Answer(response.status, response.body)
+            }
+            Err(text) if !reused && text.starts_with("dial tcp") && !text.contains("timeout") => {
+                Sent::NotSent
+            }
+            Err(_) => Sent::Unknown,
+        }
     }
 }
 
@@ -162,7 +188,7 @@ fn run_client(
     ports: &RwLock<Vec<u16>>,
     acked_writes: &AtomicU64,
 ) -> WorkloadResult {
-    let mut http = HttpClient::new(Some(Duration::from_millis(500)));
+    let mut http = KeepAliveClient::new();
     let mut result = WorkloadResult::default();
     // The last value this client saw per key: the expected value of its compare-and-swaps.
     let mut last_seen: Vec<Option<String>> = vec![None; config.keys];
@@ -182,8 +208,7 @@ fn run_client(
         if dice >= 90 {
             let acked = format!("/acked/c{client_id}-{seq}");
             let form = encode_form(&[("value", value.clone())]);
-            if let Sent::Answer(200 | 201, _) = send(
-                &mut http,
+            if let Sent::Answer(200 | 201, _) = http.send(
                 port,
                 "PUT",
                 &format!("/v2/keys{acked}"),
@@ -197,8 +222,7 @@ fn run_client(
         }
         let invoke_time = now(clock);
         let (input, sent) = if dice < 40 {
-            let sent = send(
-                &mut http,
+            let sent = http.send(
                 port,
                 "GET",
                 &format!("/v2/keys{key}?quorum=true"),
@@ -208,14 +232,7 @@ fn run_client(
             (KvInput::Get { key: key.clone() }, sent)
         } else if dice < 65 {
             let form = encode_form(&[("value", value.clone())]);
-            let sent = send(
-                &mut http,
-                port,
-                "PUT",
-                &format!("/v2/keys{key}"),
-                Some(form),
-                timeout,
-            );
+            let sent = http.send(port, "PUT", &format!("/v2/keys{key}"), Some(form), timeout);
             (
                 KvInput::Put {
                     key: key.clone(),
@@ -228,14 +245,7 @@ fn run_client(
                 .clone()
                 .unwrap_or_else(|| format!("c{}-{}", rng.below(4), rng.below(seq + 1)));
             let form = encode_form(&[("value", value.clone()), ("prevValue", expected.clone())]);
-            let sent = send(
-                &mut http,
-                port,
-                "PUT",
-                &format!("/v2/keys{key}"),
-                Some(form),
-                timeout,
-            );
+            let sent = http.send(port, "PUT", &format!("/v2/keys{key}"), Some(form), timeout);
             (
                 KvInput::CompareAndSwap {
                     key: key.clone(),
@@ -245,14 +255,7 @@ fn run_client(
                 sent,
             )
         } else {
-            let sent = send(
-                &mut http,
-                port,
-                "DELETE",
-                &format!("/v2/keys{key}"),
-                None,
-                timeout,
-            );
+            let sent = http.send(port, "DELETE", &format!("/v2/keys{key}"), None, timeout);
             (KvInput::Delete { key: key.clone() }, sent)
         };
         let return_time = now(clock);
@@ -307,6 +310,7 @@ fn run_client(
         ) {
             acked_writes.fetch_add(1, Ordering::Relaxed);
         }
+        result.targets.push(port);
         result.history.push(KvOperation {
             client_id,
             invoke_time,
@@ -335,10 +339,21 @@ pub fn check_linearizable(result: &WorkloadResult, seed: u64) -> Result<(), Stri
     );
     match outcome {
         CheckOutcome::Linearizable => Ok(()),
-        CheckOutcome::NotLinearizable(violation) => Err(format!(
-            "history is NOT linearizable (seed {seed}):\n{}",
-            violation.describe(&result.history)
-        )),
+        CheckOutcome::NotLinearizable(violation) => {
+            let dump = std::env::temp_dir().join(format!("raftkv-history-{seed}.txt"));
+            let text: String = result
+                .history
+                .iter()
+                .zip(&result.targets)
+                .enumerate()
+                .map(|(index, (op, port))| format!("#{index} port {port}: {op}\n"))
+                .collect();
+            let _ = std::fs::write(&dump, text);
+            Err(format!(
+                "history is NOT linearizable (seed {seed}; whole history with target ports in {dump:?}):\n{}",
+                violation.describe(&result.history)
+            ))
+        }
         CheckOutcome::Unknown { key, steps_used } => Err(format!(
             "checker ran out of budget on key {key} after {steps_used} steps (seed {seed})"
         )),

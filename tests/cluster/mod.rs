@@ -507,6 +507,14 @@ impl Cluster {
     /// Removes member `index` through member `via` (`DELETE /v2/members/<id>`), then kills
     /// its process.
     pub fn remove_member(&mut self, index: usize, via: usize) -> Result<(), String> {
+        self.request_removal(index, via)?;
+        self.finish_removal(index);
+        Ok(())
+    }
+
+    /// `DELETE /v2/members/<id>` of member `index` through member `via`; the process is left
+    /// running.
+    pub fn request_removal(&mut self, index: usize, via: usize) -> Result<(), String> {
         let path = format!("/v2/members/{:x}", self.members[index].id);
         let port = self.members[via].client_port;
         let response = self.request(port, "DELETE", &path, None, 10_000)?;
@@ -518,8 +526,30 @@ impl Cluster {
             ));
         }
         self.members[index].removed = true;
-        self.members[index].kill9();
         Ok(())
+    }
+
+    /// After [`Cluster::request_removal`]: notes whether the removed member stops by itself
+    /// (etcd's does) within 2 s, then kills it.
+    pub fn finish_removal(&mut self, index: usize) {
+        assert!(
+            self.members[index].removed,
+            "member {index} was not removed"
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut exited = None;
+        while exited.is_none() && Instant::now() < deadline && self.members[index].is_running() {
+            exited = self.members[index].exited();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!(
+            "removed member {index}: {}",
+            match exited {
+                Some(status) => format!("exited by itself ({status})"),
+                None => "still running 2 s after its removal (killed now)".to_string(),
+            }
+        );
+        self.members[index].kill9();
     }
 
     /// Waits until every live member reports the same `X-Etcd-Index` and the same recursive
