@@ -572,11 +572,19 @@ impl RaftLoop {
         }
         for mut message in messages {
             if message.kind == MessageKind::Snapshot {
-                let data = message
-                    .snapshot
-                    .as_mut()
-                    .map(|s| std::mem::take(&mut s.data))
-                    .unwrap_or_default();
+                // As etcd does, send the state applied now rather than the last snapshot kept:
+                // a member added since that snapshot is not in its configuration and would
+                // refuse it until the next one.
+                let data = {
+                    let store = self.node.store.read();
+                    self.cluster.encode_snapshot(&store.save())
+                };
+                if let Some(snapshot) = message.snapshot.as_mut() {
+                    snapshot.data = Vec::new();
+                    snapshot.meta.index = self.applied_index;
+                    snapshot.meta.term = self.applied_term;
+                    snapshot.meta.conf_state = self.raw.raft.conf_state();
+                }
                 transport.send_snapshot(message.to, encode_message(&message), Arc::new(data));
             } else if !transport.send(message.to, encode_message(&message)) {
                 // Dropped: Raft retries; tell it the peer is slow so it probes.
