@@ -459,8 +459,12 @@ fn error_reply(error: &AuthError, cluster_id: &str) -> Reply {
         .header("X-Etcd-Cluster-Id", cluster_id.to_string())
 }
 
+/// A success: JSON bodies end with a newline (Go's encoder); PUT/DELETE acknowledgements have
+/// no body at all.
 fn json_reply(status: u16, mut body: String, cluster_id: &str) -> Reply {
-    body.push('\n');
+    if !body.is_empty() {
+        body.push('\n');
+    }
     Reply::json(status, body).header("X-Etcd-Cluster-Id", cluster_id.to_string())
 }
 
