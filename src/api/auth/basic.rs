@@ -22,7 +22,7 @@ pub fn decode_base64_std(text: &str) -> Option<Vec<u8>> {
         .bytes()
         .filter(|b| *b != b'\r' && *b != b'\n')
         .collect();
-    if symbols.len() % 4 != 0 {
+    if !symbols.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(symbols.len() / 4 * 3);
