@@ -50,7 +50,22 @@ fn start(data_dir: &Path) -> Server {
     ];
     let config = Config::from_args_and_env(&args, |_| None).expect("test config parses");
     let workers = config.max_client_workers;
-    let node = Node::start(config).expect("node starts");
+    // After a shutdown the stopped Raft loop releases the data directory's lock a moment
+    // after it acknowledges; a restart waits for that (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let node = loop {
+        match Node::start(config.clone()) {
+            Ok(node) => break node,
+            Err(e) if format!("{e:?}").contains("DirLocked") => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "data dir still locked after 5 s: {e:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("node starts: {e:?}"),
+        }
+    };
     assert!(
         node.wait_ready(Duration::from_secs(10)),
         "single node never became ready"
@@ -832,4 +847,142 @@ fn auth_state_survives_a_restart_on_the_same_data_dir() {
         "{\"role\":\"r9\",\"permissions\":{\"kv\":{\"read\":null,\"write\":null}}}\n",
     );
     assert_eq!(etcd_index(&s, Some("root:rootpw")), before + 2);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0 to find a free port")
+        .port()
+}
+
+/// Polls `check` on `server` for at most five seconds (followers apply a little later).
+#[track_caller]
+fn eventually(server: &Server, what: &str, check: impl Fn(&Server) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !check(server) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not true on {} within 5 s",
+            server.addr
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn auth_records_replicate_to_every_member_of_a_cluster() {
+    let dirs: Vec<DataDir> = (0..3).map(|_| fresh_data_dir()).collect();
+    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let initial_cluster = peer_ports
+        .iter()
+        .enumerate()
+        .map(|(n, port)| format!("m{n}=http://127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let nodes: Vec<Arc<Node>> = (0..3)
+        .map(|n| {
+            let peer_url = format!("http://127.0.0.1:{}", peer_ports[n]);
+            let args: Vec<String> = [
+                "--name",
+                &format!("m{n}"),
+                "--listen-client-urls",
+                "http://127.0.0.1:0",
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &initial_cluster,
+                "--data-dir",
+                &dirs[n].0.display().to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let config = Config::from_args_and_env(&args, |_| None).expect("test config parses");
+            Node::start(config).expect("member starts")
+        })
+        .collect();
+    let members: Vec<Server> = nodes
+        .into_iter()
+        .map(|node| {
+            assert!(
+                node.wait_ready(Duration::from_secs(15)),
+                "a member never became ready"
+            );
+            let workers = node.config.max_client_workers;
+            let server = raftkv::api::server::serve(node.clone(), "http://127.0.0.1:0", workers)
+                .expect("binding 127.0.0.1:0");
+            Server {
+                addr: server.local_addr,
+                node,
+            }
+        })
+        .collect();
+    let (a, b, c) = (&members[0], &members[1], &members[2]);
+
+    // Writes through three different members, whichever leads.
+    assert_eq!(
+        put_json(
+            a,
+            "/v2/auth/users/root",
+            None,
+            r#"{"user":"root","password":"rootpw"}"#
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        put_json(
+            b,
+            "/v2/auth/roles/reader",
+            None,
+            r#"{"role":"reader","permissions":{"kv":{"read":["/r1/*"]}}}"#
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        put_json(
+            c,
+            "/v2/auth/users/alice",
+            None,
+            r#"{"user":"alice","password":"apw","roles":["reader"]}"#
+        )
+        .status,
+        200
+    );
+    expect(&send(b, "PUT", "/v2/auth/enable", None, "", ""), 200, "");
+    assert_eq!(
+        put_form(c, "/v2/keys/r1/a", Some("root:rootpw"), "value=1").status,
+        201
+    );
+    let index = etcd_index(c, Some("root:rootpw"));
+    for member in &members {
+        eventually(member, "same etcd index", |s| {
+            etcd_index(s, Some("root:rootpw")) == index
+        });
+        expect(
+            &get(member, "/v2/auth/enable", None),
+            200,
+            "{\"enabled\":true}\n",
+        );
+        expect_insufficient(&get(member, "/v2/auth/users", Some("alice:apw")));
+        assert_eq!(
+            get(member, "/v2/auth/users", Some("root:rootpw")).status,
+            200
+        );
+        assert_eq!(get(member, "/v2/keys/r1/a", Some("alice:apw")).status, 200);
+        expect_key_denied(&get(member, "/v2/keys/r1/a", Some("alice:wrong")));
+        expect_key_denied(&put_form(
+            member,
+            "/v2/keys/r1/a",
+            Some("alice:apw"),
+            "value=2",
+        ));
+    }
+    for member in &members {
+        member.node.shutdown();
+    }
 }
