@@ -20,8 +20,9 @@
 //! a stored hash string (unique: it contains its salt) to HMAC-SHA-256 of the accepted password
 //! under a key drawn at process start, at most [`VERIFIED_CACHE_ENTRIES`] entries, oldest
 //! evicted first. A later request with the same password then costs one HMAC and a
-//! constant-time comparison. Failed checks are never cached, so guessing online pays the full
-//! PBKDF2 cost every time. A password change writes a new hash string, so old entries simply
+//! constant-time comparison. Failed checks are never cached and never answered from the
+//! cache, so guessing online pays the full PBKDF2 cost every time (as every etcd v2 request
+//! pays bcrypt). A password change writes a new hash string, so old entries simply
 //! stop matching. The cache lives only in memory and never leaves the process.
 
 use std::collections::VecDeque;
@@ -95,14 +96,23 @@ fn parse_stored_hash(stored: &str) -> Option<StoredHash> {
 /// Whether `password` is the one `stored` was made from. A malformed stored string matches
 /// nothing.
 pub fn check_password(stored: &str, password: &str) -> bool {
-    let cache = verified_cache();
+    check_with_cache(verified_cache(), stored, password)
+}
+
+fn check_with_cache(cache: &VerifiedCache, stored: &str, password: &str) -> bool {
     let fingerprint = cache.fingerprint_key.mac(&[password.as_bytes()]);
+    // A remembered fingerprint answers "yes" cheaply. A mismatch is not answered from the
+    // cache: it falls through to the full derivation, so a wrong guess always costs PBKDF2.
     if let Some(known) = cache.lookup(stored) {
-        return equal_in_constant_time(&known, &fingerprint);
+        if equal_in_constant_time(&known, &fingerprint) {
+            return true;
+        }
     }
     let Some(parsed) = parse_stored_hash(stored) else {
         return false;
     };
+    #[cfg(test)]
+    tests::FULL_CHECKS.with(|count| count.set(count.get() + 1));
     let mut derived = [0u8; DIGEST_BYTES];
     pbkdf2_sha256(
         password.as_bytes(),
@@ -121,8 +131,9 @@ pub fn check_password(stored: &str, password: &str) -> bool {
 struct VerifiedCache {
     /// Keyed with a per-process random key, so the fingerprints are useless outside it.
     fingerprint_key: HmacSha256,
-    /// Invariant: `entries` and `order` hold the same keys; at most VERIFIED_CACHE_ENTRIES.
+    /// Invariant: `entries` and `order` hold the same keys, at most `capacity` of them.
     state: Mutex<CacheState>,
+    capacity: usize,
 }
 
 #[derive(Default)]
@@ -133,6 +144,14 @@ struct CacheState {
 }
 
 impl VerifiedCache {
+    fn new(capacity: usize) -> VerifiedCache {
+        VerifiedCache {
+            fingerprint_key: HmacSha256::new(&random_bytes::<32>()),
+            state: Mutex::new(CacheState::default()),
+            capacity,
+        }
+    }
+
     fn lookup(&self, stored: &str) -> Option<[u8; DIGEST_BYTES]> {
         self.state.lock().entries.get(stored).copied()
     }
@@ -147,7 +166,7 @@ impl VerifiedCache {
             return;
         }
         state.order.push_back(stored.to_string());
-        while state.order.len() > VERIFIED_CACHE_ENTRIES {
+        while state.order.len() > self.capacity {
             let oldest = state.order.pop_front().expect("order is not empty");
             state.entries.remove(&oldest);
         }
@@ -161,15 +180,7 @@ impl VerifiedCache {
 
 fn verified_cache() -> &'static VerifiedCache {
     static CACHE: OnceLock<VerifiedCache> = OnceLock::new();
-    CACHE.get_or_init(|| VerifiedCache {
-        fingerprint_key: HmacSha256::new(&random_bytes::<32>()),
-        state: Mutex::new(CacheState::default()),
-    })
-}
-
-/// How many stored hashes the cache currently remembers (for tests and metrics).
-pub fn verified_cache_len() -> usize {
-    verified_cache().state.lock().entries.len()
+    CACHE.get_or_init(|| VerifiedCache::new(VERIFIED_CACHE_ENTRIES))
 }
 
 /// `N` unpredictable bytes: from `/dev/urandom`, or, where that cannot be read, a SHA-256 of
@@ -205,6 +216,42 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// PBKDF2 derivations run by `check_password` on this thread.
+        pub static FULL_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    fn full_checks() -> u64 {
+        FULL_CHECKS.with(|count| count.get())
+    }
+
+    #[test]
+    fn only_the_right_password_is_answered_from_the_cache() {
+        let cache = VerifiedCache::new(8);
+        let stored = hash_password_with("right", b"only-right-salt!", 5);
+        let start = full_checks();
+        assert!(!check_with_cache(&cache, &stored, "guess"));
+        assert_eq!(full_checks(), start + 1);
+        assert!(
+            cache.lookup(&stored).is_none(),
+            "failures are not remembered"
+        );
+        assert!(check_with_cache(&cache, &stored, "right"));
+        assert_eq!(full_checks(), start + 2, "first success derives");
+        assert!(check_with_cache(&cache, &stored, "right"));
+        assert_eq!(
+            full_checks(),
+            start + 2,
+            "a second success is served by the cache"
+        );
+        assert!(!check_with_cache(&cache, &stored, "guess"));
+        assert_eq!(
+            full_checks(),
+            start + 3,
+            "a wrong guess still pays a derivation"
+        );
+    }
 
     #[test]
     fn hashes_are_salted_and_check() {
@@ -244,20 +291,32 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_remembers_successes_only_and_stays_bounded() {
-        let stored = hash_password_with("right", b"cache-test-salt!", 5);
-        assert!(!check_password(&stored, "wrong"));
-        assert!(verified_cache().lookup(&stored).is_none());
-        assert!(check_password(&stored, "right"));
-        assert!(verified_cache().lookup(&stored).is_some());
-        // Served from the cache now, and a wrong password is still refused.
-        assert!(check_password(&stored, "right"));
-        assert!(!check_password(&stored, "wrong"));
-        for n in 0..VERIFIED_CACHE_ENTRIES + 10 {
-            let other = hash_password_with("p", format!("salt-{n}").as_bytes(), 1);
-            assert!(check_password(&other, "p"));
+    fn the_cache_stays_bounded_and_evicts_the_oldest() {
+        let cache = VerifiedCache::new(4);
+        let stored: Vec<String> = (0..6)
+            .map(|n| hash_password_with("p", format!("salt-{n}").as_bytes(), 1))
+            .collect();
+        for hash in &stored {
+            assert!(check_with_cache(&cache, hash, "p"));
         }
-        assert!(verified_cache_len() <= VERIFIED_CACHE_ENTRIES);
-        assert!(check_password(&stored, "right"), "evicted entries recheck");
+        assert_eq!(cache.state.lock().entries.len(), 4);
+        assert!(cache.lookup(&stored[0]).is_none() && cache.lookup(&stored[1]).is_none());
+        assert!(stored[2..].iter().all(|hash| cache.lookup(hash).is_some()));
+        let start = full_checks();
+        assert!(
+            check_with_cache(&cache, &stored[0], "p"),
+            "evicted entries recheck"
+        );
+        assert_eq!(full_checks(), start + 1);
+        assert!(!check_with_cache(&cache, &stored[5], "q"));
+    }
+
+    #[test]
+    fn the_process_cache_serves_check_password() {
+        let stored = hash_password_with("pw", b"process-cache-ok", 3);
+        assert!(check_password(&stored, "pw"));
+        assert!(verified_cache().lookup(&stored).is_some());
+        assert!(check_password(&stored, "pw"));
+        assert!(!check_password(&stored, "nope"));
     }
 }
