@@ -749,6 +749,12 @@ fn enabled_auth_guards_keys_auth_and_members_by_etcd_rules() {
     // Root reaches everything.
     assert_eq!(get(&s, "/v2/keys?recursive=true", root).status, 200);
 
+    // Disabling and enabling again cost one index each: the guest role exists already.
+    let before = etcd_index(&s, root);
+    expect(&delete(&s, "/v2/auth/enable", root), 200, "");
+    expect(&send(&s, "PUT", "/v2/auth/enable", root, "", ""), 200, "");
+    assert_eq!(etcd_index(&s, root), before + 2);
+
     // Narrow the guest role: without credentials only /open is readable, not writable; the
     // guest check ignores `recursive` (etcd's hasGuestAccess).
     expect(
