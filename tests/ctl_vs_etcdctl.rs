@@ -600,6 +600,14 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             Interrupt,
             Expect { text: "Ignored dir" },
         ]),
+        ("exec-watch swallows -- without a flag and watches its last argument", vec![
+            spawn(&[ep, "{EP}", "exec-watch", "{P}/quirk", "--", "sh", "-c", "{P}/quirk-key"]),
+            Sleep { millis: 800 },
+            Put { key: "{P}/quirk", value: "not watched" },
+            Put { key: "{P}/quirk-key", value: "watched" },
+            Join,
+            Expect { text: "fork/exec" },
+        ]),
         ("exec-watch with a missing program", vec![
             spawn(&[ep, "{EP}", "exec-watch", "--after-index", "{I+0}", "-r", "{P}/ew", "--",
                 "no-such-program-xyz"]),
