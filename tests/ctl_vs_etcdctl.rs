@@ -780,6 +780,8 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-u", "root:rootpw", "set", "{P}/x", "v"]),
             run_stdin(&[ep, "{EP}", "-u", "root", "get", "{P}/x"], b"rootpw\n"),
             run(&[ep, "{EP}", "-u", "alice:newpw", "get", "{P}/x"]),
+            run_env(&[ep, "{EP}", "get", "{P}/x"], &[("ETCDCTL_USERNAME", "root:rootpw")]),
+            run_env(&[ep, "{EP}", "get", "{P}/x"], &[("ETCDCTL_USERNAME", "root:bad")]),
             run(&[ep, "{EP}", "auth", "disable"]),
             run(&[ep, "{EP}", "-u", "root:rootpw", "auth", "disable"]),
             DisableAuth { root_password: "rootpw" },
