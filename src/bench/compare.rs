@@ -8,14 +8,15 @@
 //! table shows medians over rounds and raftkv/etcd ratios. Then, on fresh servers one at a
 //! time: resident memory after loading the memory key set, data-dir size, and the time from a
 //! restart's spawn to the first successful read of a loaded key. The disk's raw 4 KiB
-//! append + fdatasync latency and the raftkv binary's size are printed for context.
+//! fdatasync latency (appending, and overwriting a pre-written file) and the raftkv binary's
+//! size are printed for context.
 //!
 //! When etcd is not installed, the etcd columns are left empty with a printed note.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::bench::disk::append_fdatasync_latency;
+use crate::bench::disk::{append_fdatasync_latency, overwrite_fdatasync_latency};
 use crate::bench::process::{
     apparent_size_bytes, disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
 };
@@ -359,9 +360,13 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         }
     }
 
-    let fdatasync = TempDir::new("disk-probe")
-        .ok()
+    let disk_probe_dir = TempDir::new("disk-probe").ok();
+    let fdatasync = disk_probe_dir
+        .as_ref()
         .and_then(|dir| append_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
+    let overwrite_fdatasync = disk_probe_dir
+        .as_ref()
+        .and_then(|dir| overwrite_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
 
     // The table.
     let header = [
@@ -549,6 +554,16 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             latency.count()
         ),
         None => println!("disk: the fdatasync probe failed"),
+    }
+    match &overwrite_fdatasync {
+        Some(latency) => println!(
+            "disk: 4 KiB overwrite of a pre-written file + fdatasync p50 {:.3} ms, p99 {:.3} ms \
+             ({} samples)",
+            latency.quantile_nanos(0.5) as f64 / 1e6,
+            latency.quantile_nanos(0.99) as f64 / 1e6,
+            latency.count()
+        ),
+        None => println!("disk: the overwrite fdatasync probe failed"),
     }
     match std::fs::metadata(&settings.raftkv) {
         Ok(metadata) => println!(
