@@ -11,10 +11,12 @@
 //!
 //! A single member is a cluster of one: the same loop, the same WAL, no peers.
 
+pub mod apply;
 pub mod boot;
 pub mod config;
 pub mod envelope;
 pub mod ids;
+pub mod join;
 pub(crate) mod raft_loop;
 pub mod stats;
 pub mod watch;
@@ -143,8 +145,12 @@ pub struct NodeStatus {
 pub enum StartError {
     Boot(boot::BootError),
     Transport(crate::transport::TransportError),
-    BadPeerUrl { url: String },
+    BadPeerUrl {
+        url: String,
+    },
     Raft(crate::raft::ConfigError),
+    /// Joining an existing cluster failed (no member lists us, identity not kept).
+    Join(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -157,6 +163,7 @@ impl std::fmt::Display for StartError {
                 "bad --listen-peer-urls {url:?}: expected http://host:port"
             ),
             StartError::Raft(e) => write!(f, "bad Raft settings: {e:?}"),
+            StartError::Join(why) => write!(f, "{why}"),
         }
     }
 }
@@ -187,7 +194,7 @@ impl Node {
     /// Opens the data dir, recovers or bootstraps, starts the peer transport and the Raft loop.
     pub fn start(config: Config) -> Result<Arc<Node>, StartError> {
         let own_peer_urls = config.own_peer_urls();
-        let member_id = ids::member_id(&own_peer_urls, &config.initial_cluster_token, None);
+        let mut member_id = ids::member_id(&own_peer_urls, &config.initial_cluster_token, None);
         let mut initial: Vec<(u64, String, Vec<String>)> = Vec::new();
         for (name, url) in &config.initial_cluster {
             match initial.iter_mut().find(|(_, n, _)| n == name) {
@@ -198,11 +205,11 @@ impl Node {
         for (id, _, urls) in &mut initial {
             *id = ids::member_id(urls, &config.initial_cluster_token, None);
         }
-        let initial_members: Vec<(u64, Vec<String>)> = initial
+        let mut initial_members: Vec<(u64, Vec<String>)> = initial
             .iter()
             .map(|(id, _, urls)| (*id, urls.clone()))
             .collect();
-        let cluster_id = ids::cluster_id(
+        let mut cluster_id = ids::cluster_id(
             &initial_members
                 .iter()
                 .map(|(id, _)| *id)
@@ -210,6 +217,26 @@ impl Node {
         );
 
         let new_cluster = config.initial_cluster_state == "new";
+        // A member added at run time learns its IDs from the running cluster (see `join`).
+        let data_dir = std::path::Path::new(&config.data_dir);
+        if let Some((member, cluster)) = join::read_identity(data_dir) {
+            member_id = member;
+            cluster_id = cluster;
+        } else if !new_cluster && !join::has_wal(data_dir) {
+            let others: Vec<String> = config
+                .initial_cluster
+                .iter()
+                .filter(|(name, _)| *name != config.name)
+                .map(|(_, url)| url.clone())
+                .collect();
+            let identity =
+                join::identity_from_peers(&others, &own_peer_urls).map_err(StartError::Join)?;
+            join::write_identity(data_dir, identity.member_id, identity.cluster_id)
+                .map_err(StartError::Join)?;
+            member_id = identity.member_id;
+            cluster_id = identity.cluster_id;
+            initial_members = identity.members;
+        }
         let boot = boot::open(
             std::path::Path::new(&config.data_dir),
             crate::wal::WalOptions {

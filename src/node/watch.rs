@@ -162,13 +162,31 @@ impl WatchHub {
     }
 
     /// Checks the parked-watch limit before a watch is registered in the store.
+    /// When full, an inert sink (a stream answered from history, which nothing will ever
+    /// fire again) is closed to make room, the oldest first.
     pub fn check_capacity(&self) -> Result<(), ParkError> {
-        if self.sinks.lock().len() >= self.max_parked {
-            return Err(ParkError::TooManyWatches {
+        // Lock order: never hold `sinks` while taking the store lock (workers registering a
+        // watch hold the store's write lock while they park).
+        let streams: Vec<Arc<WatchSink>> = {
+            let sinks = self.sinks.lock();
+            if sinks.len() < self.max_parked {
+                return Ok(());
+            }
+            sinks.values().filter(|sink| sink.stream).cloned().collect()
+        };
+        let inert = {
+            let store = self.store.read();
+            streams.into_iter().find(|sink| !store.has_watcher(sink.id))
+        };
+        match inert {
+            Some(sink) => {
+                self.drop_watcher(&sink);
+                Ok(())
+            }
+            None => Err(ParkError::TooManyWatches {
                 limit: self.max_parked,
-            });
+            }),
         }
-        Ok(())
     }
 
     /// Parks a sink. Call while holding the store's write lock that registered the watcher, so

@@ -3,22 +3,22 @@
 //! in `msgs` / `read_states` or in the log, and leaves through [`super::RawNode::ready`].
 //!
 //! Where each rule lives (paper = Ongaro & Ousterhout 2014, thesis = Ongaro 2014):
-//! - election timeout with jitter: [`Raft::tick_election`], [`Raft::reset_randomized_election_timeout`]
-//! - pre-vote (thesis §9.6) and elections (§5.2): [`Raft::hup`], [`Raft::campaign`], [`Raft::poll`]
-//! - term rules, stale-term replies, lease-protected votes: top of [`Raft::step`]
-//! - vote granting with the log check (§5.4.1): [`Raft::handle_vote_request`]
-//! - check-quorum step-down: [`Raft::tick_heartbeat`]
-//! - no-op at term start: [`Raft::become_leader`]
-//! - sending appends, batching, flow control, snapshots: [`Raft::maybe_send_append`]
-//! - follower consistency check and fast backtracking hint: [`Raft::handle_append`]
-//! - leader backtracking and pipelining: [`Raft::handle_append_response`]
-//! - commit rule, current-term only (§5.4.2): [`Raft::maybe_commit`] -> `RaftLog::maybe_commit`
-//! - uncommitted bytes cap: [`Raft::append_entries`]
-//! - ReadIndex (thesis §6.4): [`Raft::handle_read_index`], [`Raft::handle_heartbeat_response`]
-//! - snapshot install on followers: [`Raft::handle_snapshot`], [`Raft::restore`]
-//! - membership changes, one at a time, effective when applied: [`Raft::apply_conf_change`]
-//!   and the pending check in [`Raft::step_leader`]
-//! - leadership transfer (thesis §3.10): [`Raft::handle_transfer_leader`], TimeoutNow in [`Raft::step_follower`]
+//! - election timeout with jitter: `Raft::tick_election`, `Raft::reset_randomized_election_timeout`
+//! - pre-vote (thesis §9.6) and elections (§5.2): `Raft::hup`, `Raft::campaign`, `Raft::poll`
+//! - term rules, stale-term replies, lease-protected votes: top of `Raft::step`
+//! - vote granting with the log check (§5.4.1): `Raft::handle_vote_request`
+//! - check-quorum step-down: `Raft::tick_heartbeat`
+//! - no-op at term start: `Raft::become_leader`
+//! - sending appends, batching, flow control, snapshots: `Raft::maybe_send_append`
+//! - follower consistency check and fast backtracking hint: `Raft::handle_append`
+//! - leader backtracking and pipelining: `Raft::handle_append_response`
+//! - commit rule, current-term only (§5.4.2): `Raft::maybe_commit` -> `RaftLog::maybe_commit`
+//! - uncommitted bytes cap: `Raft::append_entries`
+//! - ReadIndex (thesis §6.4): `Raft::handle_read_index`, `Raft::handle_heartbeat_response`
+//! - snapshot install on followers: `Raft::handle_snapshot`, `Raft::restore`
+//! - membership changes, one at a time, effective when applied: `Raft::apply_conf_change`
+//!   and the pending check in `Raft::step_leader`
+//! - leadership transfer (thesis §3.10): `Raft::handle_transfer_leader`, TimeoutNow in `Raft::step_follower`
 
 use super::config::Config;
 use super::log::RaftLog;
@@ -884,7 +884,12 @@ impl Raft {
     /// Returns true if the commit index moved.
     pub fn maybe_commit(&mut self) -> bool {
         let quorum_index = self.tracker.committed_index();
-        let moved = self.log.maybe_commit(quorum_index, self.term);
+        let term = if self.config.unsafe_commit_any_term {
+            self.log.term(quorum_index).unwrap_or(self.term)
+        } else {
+            self.term
+        };
+        let moved = self.log.maybe_commit(quorum_index, term);
         if moved && self.role == Role::Leader {
             self.release_pending_reads();
         }
@@ -979,7 +984,7 @@ impl Raft {
         if m.context.is_empty() {
             return Err(ProposeError::EmptyReadContext);
         }
-        if self.tracker.voters() == [self.id] {
+        if self.tracker.voters() == [self.id] || self.config.unsafe_read_without_quorum {
             let index = self.log.committed();
             self.respond_to_read(m, index);
         } else if !self.committed_entry_in_current_term() {

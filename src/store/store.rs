@@ -133,6 +133,15 @@ impl Store {
         self.internal.get(&path::clean(key)).map(String::as_str)
     }
 
+    /// The internal-namespace entries whose key starts with `prefix`, in key order.
+    pub fn internal_entries_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        self.internal
+            .range(prefix.to_string()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
     /// `/v2/stats/store` body: etcd's key order, no newline.
     pub fn stats_json(&self) -> String {
         self.stats.to_json(self.hub.count())
@@ -826,6 +835,11 @@ impl Store {
     }
 
     /// Remove a watcher; no-op if unknown.
+    /// Whether a watcher with this ID is registered.
+    pub fn has_watcher(&self, id: WatcherId) -> bool {
+        self.hub.contains(id)
+    }
+
     pub fn remove_watcher(&mut self, id: WatcherId) {
         self.hub.remove(id);
     }
