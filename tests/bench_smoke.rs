@@ -245,7 +245,7 @@ fn the_binary_runs_every_workload_and_prints_one_line_each() {
 }
 
 #[test]
-fn compare_runs_both_servers_prints_the_tables_and_leaves_nothing_behind() {
+fn compare_runs_both_servers_and_clusters_prints_the_tables_and_leaves_nothing_behind() {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv-bench"))
         .args([
             "compare",
@@ -287,6 +287,10 @@ fn compare_runs_both_servers_prints_the_tables_and_leaves_nothing_behind() {
         "get quorum c=64 ",
         "mix 90/10 c=64 ",
         "watch W=2",
+        "put c=1 -> leader ",
+        "put c=64 -> follower ",
+        "get quorum c=64 -> leader ",
+        "get c=64 -> follower ",
         "resident MiB with 200 keys",
         "data dir MiB allocated (du) with 200 keys",
         "restart to first read, ms",
@@ -320,10 +324,12 @@ fn compare_runs_both_servers_prints_the_tables_and_leaves_nothing_behind() {
         "{stdout}"
     );
     // Every server it started is gone (killed by PID and reaped), and so are its temp dirs.
+    let mut pids_checked = 0;
     for line in stdout.lines() {
         let Some(rest) = line.split(": pid ").nth(1) else {
             continue;
         };
+        pids_checked += 1;
         let pid: u32 = rest
             .split(',')
             .next()
@@ -334,6 +340,12 @@ fn compare_runs_both_servers_prints_the_tables_and_leaves_nothing_behind() {
             "server pid {pid} still exists after compare ({line})"
         );
     }
+    let systems = if etcd_present { 2 } else { 1 };
+    assert_eq!(
+        pids_checked,
+        systems * (1 + 3),
+        "one single node and three cluster members per system:\n{stdout}"
+    );
     let leftover_prefix = format!("raftkv-bench-{bench_pid}-");
     let leftovers: Vec<String> = std::fs::read_dir(std::env::temp_dir())
         .expect("listing the temp dir")

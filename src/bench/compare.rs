@@ -8,14 +8,19 @@
 //! table shows medians over rounds and raftkv/etcd ratios. Then, on fresh servers one at a
 //! time: resident memory after loading the memory key set, data-dir size, and the time from a
 //! restart's spawn to the first successful read of a loaded key. The disk's raw 4 KiB
-//! append + fdatasync latency and the raftkv binary's size are printed for context.
+//! fdatasync latency (appending, and overwriting a pre-written file) and the raftkv binary's
+//! size are printed for context.
+//!
+//! Last, unless skipped, the same core workloads against a 3-member cluster of each, to the
+//! leader and to a follower ([`crate::bench::cluster`]).
 //!
 //! When etcd is not installed, the etcd columns are left empty with a printed note.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::bench::disk::append_fdatasync_latency;
+use crate::bench::cluster::{run_cluster_phase, ClusterSettings};
+use crate::bench::disk::{append_fdatasync_latency, overwrite_fdatasync_latency};
 use crate::bench::process::{
     apparent_size_bytes, disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
 };
@@ -45,17 +50,61 @@ pub struct CompareSettings {
     pub memory_keys: u64,
     /// How long a server may take to answer after a start.
     pub start_limit: Duration,
+    /// Members of the clusters of the cluster phase (below 2: the phase is skipped).
+    pub cluster_members: usize,
+}
+
+/// Columns of the side-by-side table.
+pub(crate) const COMPARISON_HEADER: [&str; 10] = [
+    "workload",
+    "raftkv/s",
+    "etcd/s",
+    "ratio",
+    "raftkv p50 ms",
+    "etcd p50 ms",
+    "ratio",
+    "raftkv p99 ms",
+    "etcd p99 ms",
+    "ratio",
+];
+
+/// One row of the side-by-side table.
+pub(crate) fn comparison_row(
+    name: String,
+    ours: Option<Medians>,
+    theirs: Option<Medians>,
+) -> Vec<String> {
+    let ms = |nanos: f64| format!("{:.3}", nanos / 1e6);
+    let ours_throughput = ours.map(|m| m.throughput);
+    vec![
+        name,
+        cell(ours_throughput, |v| format!("{v:.0}")),
+        cell(theirs.map(|m| m.throughput), |v| format!("{v:.0}")),
+        ratio(ours_throughput.unwrap_or(0.0), theirs.map(|m| m.throughput)),
+        cell(ours.map(|m| m.p50_nanos), ms),
+        cell(theirs.map(|m| m.p50_nanos), ms),
+        ratio(
+            ours.map(|m| m.p50_nanos).unwrap_or(0.0),
+            theirs.map(|m| m.p50_nanos),
+        ),
+        cell(ours.map(|m| m.p99_nanos), ms),
+        cell(theirs.map(|m| m.p99_nanos), ms),
+        ratio(
+            ours.map(|m| m.p99_nanos).unwrap_or(0.0),
+            theirs.map(|m| m.p99_nanos),
+        ),
+    ]
 }
 
 /// Medians of one workload on one server.
 #[derive(Debug, Clone, Copy, Default)]
-struct Medians {
+pub(crate) struct Medians {
     throughput: f64,
     p50_nanos: f64,
     p99_nanos: f64,
 }
 
-fn workload_medians(results: &[WorkloadResult]) -> Option<Medians> {
+pub(crate) fn workload_medians(results: &[WorkloadResult]) -> Option<Medians> {
     if results.is_empty() {
         return None;
     }
@@ -359,45 +408,44 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         }
     }
 
-    let fdatasync = TempDir::new("disk-probe")
-        .ok()
+    let cluster_table = if settings.cluster_members >= 2 {
+        println!(
+            "\n== {}-member clusters, to the leader and to a follower",
+            settings.cluster_members
+        );
+        let cluster_settings = ClusterSettings {
+            members: settings.cluster_members,
+            rounds: settings.rounds,
+            max_requests: settings.max_requests,
+            time_limit: settings.time_limit,
+            request_timeout: settings.request_timeout,
+            preload_keys: settings.preload_keys,
+            start_limit: settings.start_limit,
+        };
+        match run_cluster_phase(&cluster_settings, &kinds) {
+            Ok(table) => Some(table),
+            Err(error) => {
+                println!("note: the cluster phase failed: {error}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let disk_probe_dir = TempDir::new("disk-probe").ok();
+    let fdatasync = disk_probe_dir
+        .as_ref()
         .and_then(|dir| append_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
+    let overwrite_fdatasync = disk_probe_dir
+        .as_ref()
+        .and_then(|dir| overwrite_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
 
     // The table.
-    let header = [
-        "workload",
-        "raftkv/s",
-        "etcd/s",
-        "ratio",
-        "raftkv p50 ms",
-        "etcd p50 ms",
-        "ratio",
-        "raftkv p99 ms",
-        "etcd p99 ms",
-        "ratio",
-    ];
-    let ms = |nanos: f64| format!("{:.3}", nanos / 1e6);
+    let header = COMPARISON_HEADER;
     let mut rows = Vec::new();
     let mut push = |name: String, ours: Option<Medians>, theirs: Option<Medians>| {
-        let ours_throughput = ours.map(|m| m.throughput);
-        rows.push(vec![
-            name,
-            cell(ours_throughput, |v| format!("{v:.0}")),
-            cell(theirs.map(|m| m.throughput), |v| format!("{v:.0}")),
-            ratio(ours_throughput.unwrap_or(0.0), theirs.map(|m| m.throughput)),
-            cell(ours.map(|m| m.p50_nanos), ms),
-            cell(theirs.map(|m| m.p50_nanos), ms),
-            ratio(
-                ours.map(|m| m.p50_nanos).unwrap_or(0.0),
-                theirs.map(|m| m.p50_nanos),
-            ),
-            cell(ours.map(|m| m.p99_nanos), ms),
-            cell(theirs.map(|m| m.p99_nanos), ms),
-            ratio(
-                ours.map(|m| m.p99_nanos).unwrap_or(0.0),
-                theirs.map(|m| m.p99_nanos),
-            ),
-        ]);
+        rows.push(comparison_row(name, ours, theirs));
     };
     for (index, workload) in workloads.iter().enumerate() {
         push(
@@ -419,6 +467,14 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     );
     print!("{}", table(&header, &rows));
 
+    if let Some(cluster_table) = &cluster_table {
+        println!(
+            "\n== {}-member clusters: medians over {} rounds",
+            settings.cluster_members, settings.rounds
+        );
+        print!("{cluster_table}");
+        println!();
+    }
     let failures = |results: &[Vec<WorkloadResult>]| -> u64 {
         results
             .iter()
@@ -549,6 +605,16 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             latency.count()
         ),
         None => println!("disk: the fdatasync probe failed"),
+    }
+    match &overwrite_fdatasync {
+        Some(latency) => println!(
+            "disk: 4 KiB overwrite of a pre-written file + fdatasync p50 {:.3} ms, p99 {:.3} ms \
+             ({} samples)",
+            latency.quantile_nanos(0.5) as f64 / 1e6,
+            latency.quantile_nanos(0.99) as f64 / 1e6,
+            latency.count()
+        ),
+        None => println!("disk: the overwrite fdatasync probe failed"),
     }
     match std::fs::metadata(&settings.raftkv) {
         Ok(metadata) => println!(

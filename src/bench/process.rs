@@ -37,6 +37,7 @@ pub enum ProcessError {
     Spawn { program: PathBuf, reason: String },
     NotReady { program: PathBuf, waited: Duration },
     Exited { program: PathBuf, status: String },
+    NoLeader { program: PathBuf, waited: Duration },
     Io { path: PathBuf, reason: String },
 }
 
@@ -49,6 +50,12 @@ impl fmt::Display for ProcessError {
             ProcessError::NotReady { program, waited } => write!(
                 f,
                 "{} did not answer GET /version within {:?}",
+                program.display(),
+                waited
+            ),
+            ProcessError::NoLeader { program, waited } => write!(
+                f,
+                "no {} member reported StateLeader within {:?}",
                 program.display(),
                 waited
             ),
@@ -106,20 +113,59 @@ pub struct ServerSpec {
     pub kind: ServerKind,
     pub program: PathBuf,
     pub data_dir: PathBuf,
+    /// Member name (`--name`).
+    pub name: String,
     pub client_port: u16,
-    /// etcd's peer port (raftkv single node: unused, still passed for symmetry).
     pub peer_port: u16,
+    /// `--initial-cluster`: `name=http://127.0.0.1:port,…` of every member, this one included.
+    pub initial_cluster: String,
 }
 
 impl ServerSpec {
+    /// A single-member server.
     pub fn new(kind: ServerKind, program: PathBuf, data_dir: PathBuf) -> ServerSpec {
+        let peer_port = free_port();
         ServerSpec {
             kind,
             program,
             data_dir,
+            name: "bench".into(),
             client_port: free_port(),
-            peer_port: free_port(),
+            peer_port,
+            initial_cluster: format!("bench=http://127.0.0.1:{peer_port}"),
         }
+    }
+
+    /// The members of a new `members`-member cluster, data dirs `base_dir/m1`, `m2`, ….
+    pub fn cluster(
+        kind: ServerKind,
+        program: &Path,
+        base_dir: &Path,
+        members: usize,
+    ) -> Vec<ServerSpec> {
+        let mut specs: Vec<ServerSpec> = (1..=members)
+            .map(|n| {
+                let name = format!("m{n}");
+                ServerSpec {
+                    kind,
+                    program: program.to_path_buf(),
+                    data_dir: base_dir.join(&name),
+                    name,
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    initial_cluster: String::new(),
+                }
+            })
+            .collect();
+        let initial_cluster = specs
+            .iter()
+            .map(|s| format!("{}=http://127.0.0.1:{}", s.name, s.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for spec in &mut specs {
+            spec.initial_cluster = initial_cluster.clone();
+        }
+        specs
     }
 
     pub fn client_url(&self) -> String {
@@ -131,7 +177,7 @@ impl ServerSpec {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut args = vec![
             "--name".to_string(),
-            "bench".into(),
+            self.name.clone(),
             "--data-dir".into(),
             self.data_dir.display().to_string(),
             "--listen-client-urls".into(),
@@ -141,9 +187,11 @@ impl ServerSpec {
             "--listen-peer-urls".into(),
             peer.clone(),
             "--initial-advertise-peer-urls".into(),
-            peer.clone(),
+            peer,
             "--initial-cluster".into(),
-            format!("bench={peer}"),
+            self.initial_cluster.clone(),
+            "--initial-cluster-state".into(),
+            "new".into(),
         ];
         if self.kind == ServerKind::Etcd {
             // etcd fsyncs its WAL on every commit by default; nothing to change for durability.
@@ -243,6 +291,14 @@ impl Server {
             std::thread::sleep(Duration::from_millis(2));
         }
         None
+    }
+
+    /// `state` of `GET /v2/stats/self` (`StateLeader`, `StateFollower`, …), if it answers.
+    pub fn raft_state(&self) -> Option<String> {
+        let mut session = Session::new(&self.spec.client_url(), Duration::from_secs(2)).ok()?;
+        let response = session.get_path("/v2/stats/self").ok()?;
+        let stats: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        stats.get("state")?.as_str().map(String::from)
     }
 
     /// VmRSS of the process in KiB.

@@ -211,6 +211,23 @@ impl Session {
         self.expect_success(response)
     }
 
+    /// `GET <path>` (no query), for the stats and version endpoints.
+    pub fn get_path(&mut self, path: &str) -> Result<Response, RequestError> {
+        let request = Request {
+            method: "GET".into(),
+            url: Url {
+                path: path.into(),
+                raw_query: String::new(),
+                ..self.base.clone()
+            },
+            headers: Vec::new(),
+            body: None,
+        };
+        let deadlines = self.deadlines();
+        let response = self.exchange(&request, deadlines)?;
+        self.expect_success(response)
+    }
+
     /// `PUT /v2/keys<dir>?dir=true`; returns the directory's modifiedIndex.
     pub fn make_dir(&mut self, dir: &str) -> Result<u64, RequestError> {
         let request = Request {
