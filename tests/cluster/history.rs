@@ -360,30 +360,38 @@ pub fn check_linearizable(result: &WorkloadResult, seed: u64) -> Result<(), Stri
     }
 }
 
-/// Writes `/probe` through every live member at once until one write is acknowledged;
-/// returns how long after `since` that was (bounded by `limit`).
+/// Probers per member, started [`PROBE_STAGGER`] apart: a write lost with a dead leader
+/// waits for its timeout, so staggered probers bound the measuring error by the stagger.
+const PROBERS_PER_MEMBER: u32 = 4;
+const PROBE_STAGGER: Duration = Duration::from_millis(125);
+const PROBE_TIMEOUT_MS: u64 = 500;
+
+/// Writes `/probe` through every member of `ports` at once, with staggered probers, until one
+/// write is acknowledged; returns how long after `since` that was (bounded by `limit`).
 pub fn first_write_after(since: Instant, ports: &[u16], limit: Duration) -> Option<Duration> {
     let done = Arc::new(AtomicBool::new(false));
     let first: Arc<RwLock<Option<Duration>>> = Arc::new(RwLock::new(None));
-    let threads: Vec<_> = ports
-        .iter()
-        .map(|&port| {
+    let mut threads = Vec::new();
+    for &port in ports {
+        for prober in 0..PROBERS_PER_MEMBER {
             let done = done.clone();
             let first = first.clone();
-            std::thread::spawn(move || {
+            threads.push(std::thread::spawn(move || {
+                std::thread::sleep(PROBE_STAGGER * prober);
                 let mut http = HttpClient::new(Some(Duration::from_millis(300)));
                 let mut attempt = 0u64;
                 while !done.load(Ordering::Acquire) && since.elapsed() < limit {
                     attempt += 1;
-                    let form = encode_form(&[("value", format!("{port}-{attempt}"))]);
+                    let form = encode_form(&[("value", format!("{port}-{prober}-{attempt}"))]);
+                    let path = "/v2/keys/probe";
                     if let Ok(response) =
-                        http_request(&mut http, port, "PUT", "/v2/keys/probe", Some(form), 500)
+                        http_request(&mut http, port, "PUT", path, Some(form), PROBE_TIMEOUT_MS)
                     {
                         if response.status / 100 == 2 {
-                            let took = since.elapsed();
+                            let acknowledged_at = since.elapsed();
                             let mut first = first.write();
-                            if first.is_none() {
-                                *first = Some(took);
+                            if first.is_none_or(|earlier| acknowledged_at < earlier) {
+                                *first = Some(acknowledged_at);
                             }
                             done.store(true, Ordering::Release);
                             return;
@@ -391,9 +399,9 @@ pub fn first_write_after(since: Instant, ports: &[u16], limit: Duration) -> Opti
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
-            })
-        })
-        .collect();
+            }));
+        }
+    }
     for thread in threads {
         let _ = thread.join();
     }
