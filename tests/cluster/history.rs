@@ -24,6 +24,9 @@ use raftkv::sim::linearizability::{
 
 use super::{http_request, TestRng};
 
+/// How long a client keeps away from a member after a failed request.
+const AVOID_FAILED_MEMBER: Duration = Duration::from_secs(1);
+
 /// Search steps the checker may spend on one history.
 pub const CHECK_STEP_BUDGET: u64 = 50_000_000;
 
@@ -194,11 +197,21 @@ fn run_client(
     let mut last_seen: Vec<Option<String>> = vec![None; config.keys];
     let now = |clock: Instant| clock.elapsed().as_nanos() as u64;
     let mut seq = 0u64;
+    let mut avoid_until: std::collections::BTreeMap<u16, Instant> = Default::default();
     while !stop.load(Ordering::Acquire) {
         seq += 1;
+        // Like a real client with several endpoints: a member that just failed is avoided
+        // for a while (unless every member did).
         let port = {
             let ports = ports.read();
-            ports[rng.below(ports.len() as u64) as usize]
+            let now = Instant::now();
+            let usable: Vec<u16> = ports
+                .iter()
+                .copied()
+                .filter(|p| avoid_until.get(p).is_none_or(|until| *until <= now))
+                .collect();
+            let choices = if usable.is_empty() { ports.clone() } else { usable };
+            choices[rng.below(choices.len() as u64) as usize]
         };
         let key_index = rng.below(config.keys as u64) as usize;
         let key = format!("/lin/k{key_index}");
@@ -259,6 +272,9 @@ fn run_client(
             (KvInput::Delete { key: key.clone() }, sent)
         };
         let return_time = now(clock);
+        if !matches!(sent, Sent::Answer(200..=499, _)) {
+            avoid_until.insert(port, Instant::now() + AVOID_FAILED_MEMBER);
+        }
         let output = match (&input, sent) {
             (_, Sent::NotSent) => {
                 result.not_sent += 1;
