@@ -210,7 +210,11 @@ fn run_client(
                 .copied()
                 .filter(|p| avoid_until.get(p).is_none_or(|until| *until <= now))
                 .collect();
-            let choices = if usable.is_empty() { ports.clone() } else { usable };
+            let choices = if usable.is_empty() {
+                ports.clone()
+            } else {
+                usable
+            };
             choices[rng.below(choices.len() as u64) as usize]
         };
         let key_index = rng.below(config.keys as u64) as usize;
