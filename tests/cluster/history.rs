@@ -127,10 +127,11 @@ impl Workload {
     }
 }
 
+/// What became of one request.
 enum Sent {
     Answer(u16, Vec<u8>),
     Unknown,
-    NotSent,
+    Never,
 }
 
 /// A keep-alive HTTP client that knows whether it holds an idle connection to a port: the
@@ -165,7 +166,7 @@ impl KeepAliveClient {
                 Sent::Answer(response.status, response.body)
             }
             Err(text) if !reused && text.starts_with("dial tcp") && !text.contains("timeout") => {
-                Sent::NotSent
+                Sent::Never
             }
             Err(_) => Sent::Unknown,
         }
@@ -280,7 +281,7 @@ fn run_client(
             avoid_until.insert(port, Instant::now() + AVOID_FAILED_MEMBER);
         }
         let output = match (&input, sent) {
-            (_, Sent::NotSent) => {
+            (_, Sent::Never) => {
                 result.not_sent += 1;
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
