@@ -6,7 +6,8 @@
 //! write and the sync; the node then loses that Ready (volatile disk state and messages).
 //!
 //! A random run has two phases. The *fault phase* draws, per tick, client proposals and
-//! reads, crashes and restarts, partitions and heals, membership changes of a spare node,
+//! reads, crashes and restarts, partitions and heals, membership changes (learners added
+//! and promoted, voters removed, the leader included),
 //! leadership transfers and compactions, over a network that drops, duplicates, delays and
 //! reorders (rates drawn per seed). The *liveness phase* heals everything, restarts every
 //! node, and then requires every acknowledged proposal to be applied by every member.
@@ -105,7 +106,7 @@ pub struct FaultRates {
     pub partition: u64,
     /// Healing all partitions.
     pub heal: u64,
-    /// A membership change of the spare node.
+    /// A membership change (learner added, learner promoted, or voter removed).
     pub conf_change: u64,
     /// A leadership transfer.
     pub transfer: u64,
@@ -116,7 +117,8 @@ pub struct FaultRates {
 pub struct SimOptions {
     /// Initial voters (ids 1..=voters).
     pub voters: usize,
-    /// Extra nodes that start outside the configuration and may be added (as learner, then voter).
+    /// Extra nodes that start outside the configuration and may be added (as learner, then
+    /// voter); any voter may be removed and added back the same way.
     pub spares: usize,
     /// Ticks with faults.
     pub fault_ticks: u64,
@@ -168,7 +170,7 @@ impl SimOptions {
                 restart: 50 + r.below(200),
                 partition: r.below(30),
                 heal: 10 + r.below(50),
-                conf_change: r.below(20),
+                conf_change: r.below(40),
                 transfer: r.below(10),
             },
             max_inflight_msgs: [1, 2, 4, 64][r.below(4) as usize],
@@ -610,26 +612,27 @@ impl Simulation {
         self.handle_ready(id)
     }
 
-    /// The leader proposes the next membership change of the spare nodes.
+    /// The leader proposes the next membership step of a random node: a non-member becomes
+    /// a learner, a learner becomes a voter, and a voter (possibly the leader itself) is
+    /// removed while more than three voters remain. Removed nodes keep running, so they
+    /// can be added back later with whatever log they kept.
     pub fn change_membership(&mut self) -> Result<(), Violation> {
         let Some(leader) = self.leader() else {
             return Ok(());
         };
-        if self.options.spares == 0 {
-            return Ok(());
-        }
-        let spare = (self.options.voters + 1 + self.rng.below(self.options.spares as u64) as usize)
-            as NodeId;
+        let target = 1 + self.rng.below(self.nodes.len() as u64);
         let raw = self.node(leader).raw.as_mut().expect("leader runs");
         let status = raw.status();
-        let kind = match status.progress.get(&spare) {
+        let voters = status.progress.values().filter(|p| !p.is_learner).count();
+        let kind = match status.progress.get(&target) {
             None => ConfChangeKind::AddLearner,
             Some(p) if p.is_learner => ConfChangeKind::AddNode,
-            Some(_) => ConfChangeKind::RemoveNode,
+            Some(_) if voters > 3 => ConfChangeKind::RemoveNode,
+            Some(_) => return Ok(()),
         };
         let cc = ConfChange {
             kind,
-            node_id: spare,
+            node_id: target,
         };
         if raw.propose_conf_change(cc).is_ok() {
             self.log(|| format!("leader {leader} proposes {cc:?}"));
