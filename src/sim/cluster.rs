@@ -13,9 +13,10 @@
 //! node, and then requires every acknowledged proposal to be applied by every member.
 //! Checkers (see [`super::checkers`]) run after every message, tick and Ready.
 
-use super::checkers::{fnv, Check, Checkers, Violation};
+use super::checkers::{Check, Checkers, Violation};
 use super::disk::SimDisk;
 use super::network::{InFlight, Network, NetworkFaults};
+use super::state_machine::StateMachine;
 use crate::raft::rng::SplitMix64;
 use crate::raft::{
     codec, ConfChange, ConfChangeKind, ConfState, Config, EntryKind, MemoryStorage, Message,
@@ -23,58 +24,6 @@ use crate::raft::{
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// The replicated state machine of the simulation: the ordered list of applied proposal ids
-/// and a running hash of everything applied.
-#[derive(Clone, Debug, Default)]
-pub struct StateMachine {
-    /// Index of the last applied entry.
-    pub applied_index: u64,
-    /// Hash chained over every applied (index, term, kind, data).
-    pub state_hash: u64,
-    /// Proposal ids in apply order.
-    pub proposal_ids: Vec<u64>,
-}
-
-impl StateMachine {
-    fn apply(&mut self, index: u64, term: u64, kind: EntryKind, data: &[u8]) {
-        let mut buf = Vec::with_capacity(24 + data.len());
-        buf.extend_from_slice(&self.state_hash.to_le_bytes());
-        buf.extend_from_slice(&index.to_le_bytes());
-        buf.extend_from_slice(&term.to_le_bytes());
-        buf.push(kind as u8);
-        buf.extend_from_slice(data);
-        self.state_hash = fnv(0, &buf);
-        self.applied_index = index;
-        if kind == EntryKind::Normal && data.len() >= 8 {
-            self.proposal_ids
-                .push(u64::from_le_bytes(data[..8].try_into().expect("8 bytes")));
-        }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&self.applied_index.to_le_bytes());
-        out.extend_from_slice(&self.state_hash.to_le_bytes());
-        for id in &self.proposal_ids {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> StateMachine {
-        if bytes.len() < 16 {
-            return StateMachine::default(); // the empty bootstrap snapshot
-        }
-        let word =
-            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        StateMachine {
-            applied_index: word(0),
-            state_hash: word(1),
-            proposal_ids: (2..bytes.len() / 8).map(word).collect(),
-        }
-    }
-}
 
 /// One simulated server.
 pub struct SimNode {

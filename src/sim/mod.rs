@@ -34,6 +34,7 @@ pub mod cluster;
 pub mod disk;
 pub mod fuzz;
 pub mod network;
+pub mod state_machine;
 
 pub use self::checkers::Violation;
 pub use self::cluster::{run_seed, run_with_options, SimOptions, SimSummary, Simulation};
