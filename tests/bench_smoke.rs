@@ -313,7 +313,8 @@ fn compare_runs_both_servers_and_clusters_prints_the_tables_and_leaves_nothing_b
         }
     }
     assert!(
-        stdout.contains("disk: 4 KiB append + fdatasync p50"),
+        stdout.contains("disk at start: 4 KiB append + fdatasync p50")
+            && stdout.contains("disk at end: 4 KiB append + fdatasync p50"),
         "{stdout}"
     );
     assert!(stdout.contains("raftkv binary: "), "{stdout}");

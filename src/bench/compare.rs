@@ -249,6 +249,55 @@ fn measure_footprint(
     Ok(footprint)
 }
 
+/// The two raw fdatasync probes of [`crate::bench::disk`], taken together.
+struct DiskProbe {
+    append: Option<crate::bench::histogram::Histogram>,
+    overwrite: Option<crate::bench::histogram::Histogram>,
+}
+
+fn probe_disk() -> DiskProbe {
+    let dir = TempDir::new("disk-probe").ok();
+    DiskProbe {
+        append: dir
+            .as_ref()
+            .and_then(|d| append_fdatasync_latency(&d.path, 2000, Duration::from_secs(2)).ok()),
+        overwrite: dir
+            .as_ref()
+            .and_then(|d| overwrite_fdatasync_latency(&d.path, 2000, Duration::from_secs(2)).ok()),
+    }
+}
+
+fn print_disk_probe(when: &str, probe: &DiskProbe) {
+    let show = |latency: &Option<crate::bench::histogram::Histogram>| match latency {
+        Some(latency) => format!(
+            "p50 {:.3} ms, p99 {:.3} ms ({} samples)",
+            latency.quantile_nanos(0.5) as f64 / 1e6,
+            latency.quantile_nanos(0.99) as f64 / 1e6,
+            latency.count()
+        ),
+        None => "probe failed".into(),
+    };
+    println!(
+        "disk {when}: 4 KiB append + fdatasync {}; 4 KiB overwrite of a pre-written file + \
+         fdatasync {}",
+        show(&probe.append),
+        show(&probe.overwrite)
+    );
+}
+
+/// The first three fields of `/proc/loadavg`, or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Runs the whole comparison and prints it. Errors only when a server cannot be started.
 pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     assert!(settings.rounds >= 1, "compare needs at least one round");
@@ -275,6 +324,8 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             .unwrap_or(1)
     );
 
+    let load_at_start = load_average();
+    let disk_at_start = probe_disk();
     let mut kinds = vec![(ServerKind::Raftkv, settings.raftkv.clone())];
     if let Some(etcd) = &settings.etcd {
         kinds.push((ServerKind::Etcd, etcd.clone()));
@@ -433,13 +484,8 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         None
     };
 
-    let disk_probe_dir = TempDir::new("disk-probe").ok();
-    let fdatasync = disk_probe_dir
-        .as_ref()
-        .and_then(|dir| append_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
-    let overwrite_fdatasync = disk_probe_dir
-        .as_ref()
-        .and_then(|dir| overwrite_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
+    let disk_at_end = probe_disk();
+    let load_at_end = load_average();
 
     // The table.
     let header = COMPARISON_HEADER;
@@ -597,25 +643,9 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             settings.memory_keys
         );
     }
-    match &fdatasync {
-        Some(latency) => println!(
-            "disk: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms ({} samples)",
-            latency.quantile_nanos(0.5) as f64 / 1e6,
-            latency.quantile_nanos(0.99) as f64 / 1e6,
-            latency.count()
-        ),
-        None => println!("disk: the fdatasync probe failed"),
-    }
-    match &overwrite_fdatasync {
-        Some(latency) => println!(
-            "disk: 4 KiB overwrite of a pre-written file + fdatasync p50 {:.3} ms, p99 {:.3} ms \
-             ({} samples)",
-            latency.quantile_nanos(0.5) as f64 / 1e6,
-            latency.quantile_nanos(0.99) as f64 / 1e6,
-            latency.count()
-        ),
-        None => println!("disk: the overwrite fdatasync probe failed"),
-    }
+    print_disk_probe("at start", &disk_at_start);
+    print_disk_probe("at end", &disk_at_end);
+    println!("load average (1/5/15 min) at start: {load_at_start}; at end: {load_at_end}");
     match std::fs::metadata(&settings.raftkv) {
         Ok(metadata) => println!(
             "raftkv binary: {} bytes ({:.2} MiB)",
