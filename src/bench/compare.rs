@@ -459,7 +459,7 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         }
     }
 
-    let cluster_table = if settings.cluster_members >= 2 {
+    let cluster_outcome = if settings.cluster_members >= 2 {
         println!(
             "\n== {}-member clusters, to the leader and to a follower",
             settings.cluster_members
@@ -474,7 +474,7 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             start_limit: settings.start_limit,
         };
         match run_cluster_phase(&cluster_settings, &kinds) {
-            Ok(table) => Some(table),
+            Ok(outcome) => Some(outcome),
             Err(error) => {
                 println!("note: the cluster phase failed: {error}");
                 None
@@ -513,12 +513,21 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     );
     print!("{}", table(&header, &rows));
 
-    if let Some(cluster_table) = &cluster_table {
+    if let Some(cluster) = &cluster_outcome {
         println!(
             "\n== {}-member clusters: medians over {} rounds",
             settings.cluster_members, settings.rounds
         );
-        print!("{cluster_table}");
+        print!("{}", cluster.table);
+        let show = |values: &[u64], i: usize| values.get(i).map_or("-".into(), u64::to_string);
+        println!(
+            "clusters: failed requests raftkv {}, etcd {}; connections accepted but left \
+             unanswered (re-dialled) raftkv {}, etcd {}",
+            show(&cluster.failures, 0),
+            show(&cluster.failures, 1),
+            show(&cluster.stalled_connections, 0),
+            show(&cluster.stalled_connections, 1)
+        );
         println!();
     }
     let failures = |results: &[Vec<WorkloadResult>]| -> u64 {
