@@ -1,6 +1,6 @@
 //! Crash faults on real processes under a recorded workload: kill -9 the leader repeatedly
 //! (restarting it from its data dir), SIGSTOP/SIGCONT the leader and a follower, kill and
-//! restart followers; on 3 and 5 members. After the faults: convergence, every acknowledged
+//! restart followers, kill every member at once and restart them all; on 3 and 5 members. After the faults: convergence, every acknowledged
 //! write on every member, and a linearizable history (see `cluster::faults`).
 
 mod cluster;
@@ -25,6 +25,7 @@ fn three_members_survive_leader_kills_pauses_and_restarts() {
         Fault::RestartFollower,
         Fault::PauseLeader,
         Fault::KillLeader,
+        Fault::KillAll,
     ];
     let report = run_cycles(&mut cluster, &faults, WorkloadConfig::default(), seed);
     report.print("crashes, 3 members");

@@ -1,7 +1,7 @@
 //! Membership changes on real processes under a recorded workload: add a member (POST
 //! /v2/members, then start it with `--initial-cluster-state existing`; with a small
 //! `--snapshot-count` it catches up through a snapshot), remove a follower, remove the leader,
-//! add another. After each change every member's /v2/members must agree; at the end the
+//! add another and restart it. After each change every member's /v2/members must agree; at the end the
 //! cluster must converge, every acknowledged write must be on every member and the history
 //! must be linearizable.
 
@@ -116,6 +116,20 @@ fn members_are_added_and_removed_under_load_including_the_leader() {
         .unwrap_or_else(|e| panic!("seed {seed}: after adding m{added}: {e}"));
     report.cycles += 1;
     std::thread::sleep(Duration::from_secs(1));
+
+    // A member added at run time restarts from its data dir with the same identity.
+    cluster.kill9(added);
+    let took = cluster
+        .restart(added)
+        .unwrap_or_else(|e| panic!("seed {seed}: restart the added m{added}: {e}"));
+    println!(
+        "restarted m{added}; it served after {} ms",
+        took.as_millis()
+    );
+    cluster
+        .wait_members_agree(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("seed {seed}: after restarting m{added}: {e}"));
+    report.cycles += 1;
 
     finish_and_check(&mut cluster, workload, seed, &mut report);
     report.print("membership, 3 members");

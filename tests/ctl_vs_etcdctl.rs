@@ -340,6 +340,11 @@ enum Step {
     Join,
     /// SIGINT the background client, then wait for it; compare its output.
     Interrupt,
+    /// The transcript so far must contain this text (guards against vacuous passes, e.g. a
+    /// watch on the wrong key that prints nothing for both clients).
+    Expect {
+        text: &'static str,
+    },
 }
 
 fn run(args: &[&'static str]) -> Step {
@@ -527,18 +532,18 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
         ]),
         ("watch with a concurrent set", vec![
             spawn(&[ep, "{EP}", "watch", "{P}/wk"]),
-            Sleep { millis: 400 },
+            Sleep { millis: 800 },
             Put { key: "{P}/wk", value: "v1" },
             Join,
         ]),
         ("watch --recursive with a concurrent set", vec![
-            spawn(&[ep, "{EP}", "watch", "--recursive", "{P}/wd"]),
+            spawn(&[ep, "{EP}", "watch", "--recursive", "--after-index", "{I+0}", "{P}/wd"]),
             Sleep { millis: 400 },
             Put { key: "{P}/wd/child", value: "v2" },
             Join,
         ]),
         ("watch skips directory events", vec![
-            spawn(&[ep, "{EP}", "-o", "extended", "watch", "-r", "{P}/wd"]),
+            spawn(&[ep, "{EP}", "-o", "extended", "watch", "-r", "--after-index", "{I+0}", "{P}/wd"]),
             Sleep { millis: 400 },
             PutDir { key: "{P}/wd/sub" },
             Put { key: "{P}/wd/sub/k", value: "v3" },
@@ -551,16 +556,17 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-o", "json", "watch", "--after-index", "{I+0}", "{P}/h"]),
         ]),
         ("watch --forever until interrupted", vec![
-            spawn(&[ep, "{EP}", "watch", "-f", "{P}/ff"]),
+            spawn(&[ep, "{EP}", "watch", "-f", "--after-index", "{I+0}", "{P}/ff"]),
             Sleep { millis: 400 },
             Put { key: "{P}/ff", value: "a" },
             Put { key: "{P}/ff", value: "b" },
-            Sleep { millis: 300 },
+            Sleep { millis: 1000 },
             Interrupt,
+            Expect { text: "a\nb\n" },
         ]),
         ("watch sees a delete", vec![
             run(&[ep, "{EP}", "set", "{P}/del", "v"]),
-            spawn(&[ep, "{EP}", "-o", "json", "watch", "{P}/del"]),
+            spawn(&[ep, "{EP}", "-o", "json", "watch", "--after-index", "{I+1}", "{P}/del"]),
             Sleep { millis: 400 },
             run(&[ep, "{EP}", "rm", "{P}/del"]),
             Join,
@@ -572,31 +578,43 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
         ]),
         ("watch sees an expiry", vec![
             run(&[ep, "{EP}", "set", "--ttl", "1", "{P}/wexp", "v"]),
-            spawn(&[ep, "{EP}", "watch", "-r", "{P}/wexp"]),
+            spawn(&[ep, "{EP}", "watch", "-r", "--after-index", "{I+1}", "{P}/wexp"]),
             Join,
         ]),
         ("exec-watch", vec![
-            spawn(&[ep, "{EP}", "exec-watch", "-r", "{P}/ew", "--", "sh", "-c",
+            spawn(&[ep, "{EP}", "exec-watch", "--after-index", "{I+0}", "-r", "{P}/ew", "--", "sh", "-c",
                 "echo \"$ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE idx=$ETCD_WATCH_MODIFIED_INDEX\""]),
             Sleep { millis: 400 },
             Put { key: "{P}/ew/k", value: "v" },
-            Sleep { millis: 400 },
+            Sleep { millis: 1000 },
             Interrupt,
+            Expect { text: "set /ctl" },
         ]),
         ("exec-watch ignores directory events", vec![
-            spawn(&[ep, "{EP}", "exec-watch", "--recursive", "{P}/ed", "--", "sh", "-c",
-                "echo \"$ETCD_WATCH_ACTION $ETCD_WATCH_KEY\""]),
+            spawn(&[ep, "{EP}", "exec-watch", "--after-index", "{I+0}", "--recursive", "{P}/ed", "--",
+                "sh", "-c", "echo \"$ETCD_WATCH_ACTION $ETCD_WATCH_KEY\""]),
             Sleep { millis: 400 },
             PutDir { key: "{P}/ed/sub" },
             Put { key: "{P}/ed/sub/k", value: "v" },
-            Sleep { millis: 400 },
+            Sleep { millis: 1000 },
             Interrupt,
+            Expect { text: "Ignored dir" },
+        ]),
+        ("exec-watch swallows -- without a flag and watches its last argument", vec![
+            spawn(&[ep, "{EP}", "exec-watch", "{P}/quirk", "--", "sh", "-c", "{P}/quirk-key"]),
+            Sleep { millis: 800 },
+            Put { key: "{P}/quirk", value: "not watched" },
+            Put { key: "{P}/quirk-key", value: "watched" },
+            Join,
+            Expect { text: "fork/exec" },
         ]),
         ("exec-watch with a missing program", vec![
-            spawn(&[ep, "{EP}", "exec-watch", "-r", "{P}/ew", "--", "no-such-program-xyz"]),
+            spawn(&[ep, "{EP}", "exec-watch", "--after-index", "{I+0}", "-r", "{P}/ew", "--",
+                "no-such-program-xyz"]),
             Sleep { millis: 400 },
             Put { key: "{P}/ew/k", value: "v" },
             Join,
+            Expect { text: "no-such-program-xyz" },
         ]),
         ("exec-watch argument errors", vec![
             run(&[ep, "{EP}", "exec-watch", "{P}/ew"]),
@@ -762,6 +780,8 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-u", "root:rootpw", "set", "{P}/x", "v"]),
             run_stdin(&[ep, "{EP}", "-u", "root", "get", "{P}/x"], b"rootpw\n"),
             run(&[ep, "{EP}", "-u", "alice:newpw", "get", "{P}/x"]),
+            run_env(&[ep, "{EP}", "get", "{P}/x"], &[("ETCDCTL_USERNAME", "root:rootpw")]),
+            run_env(&[ep, "{EP}", "get", "{P}/x"], &[("ETCDCTL_USERNAME", "root:bad")]),
             run(&[ep, "{EP}", "auth", "disable"]),
             run(&[ep, "{EP}", "-u", "root:rootpw", "auth", "disable"]),
             DisableAuth { root_password: "rootpw" },
@@ -1097,6 +1117,11 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, urls: &Urls) -> String {
                 let (child, args) = background.take().expect("a spawned client");
                 transcript.push_str(&transcript_of(child, &args, false, Duration::from_secs(10)));
             }
+            Step::Expect { text } => {
+                if !transcript.contains(text) {
+                    transcript.push_str(&format!("[MISSING EXPECTED OUTPUT: {:?}]\n", text));
+                }
+            }
             Step::Interrupt => {
                 let (child, args) = background.take().expect("a spawned client");
                 // SAFETY: plain kill(2) on a child we spawned and still own.
@@ -1159,6 +1184,14 @@ fn raftkvctl_matches_etcdctl() {
         }
         let prefix = format!("/ctl{}", number);
         let expected = run_case(ETCDCTL, steps, &prefix, &reference_urls);
+        assert!(
+            !expected.contains("[exit timeout]") && !expected.contains("[MISSING EXPECTED"),
+            "case {} ({}) is broken: the reference run timed out or missed its expected \
+             output:\n{}",
+            number,
+            name,
+            expected
+        );
         let found = run_case(raftkvctl, steps, &prefix, &candidate_urls);
         if std::env::var("RAFTKV_CTL_SHOW").is_ok() {
             println!("=== case {} ({})\n{}", number, name, found);

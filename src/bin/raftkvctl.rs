@@ -6,8 +6,8 @@
 //! command failure, 2 cannot reach the cluster during the initial sync, 3 unknown command,
 //! 4 server-side key error, 5 cluster not healthy.
 //!
-//! Not implemented: `backup`, TLS and DNS SRV discovery; these report that they are
-//! unsupported and exit 1.
+//! Not implemented: `backup` and TLS (`https://` endpoints, `--cert-file`, …); these report
+//! that they are unsupported and exit 1.
 //!
 //! This file parses the command line and dispatches; `specs` holds the flag and command
 //! tables, `ctl` the global options and client set-up, and `key_commands`,

@@ -11,6 +11,7 @@
 //! - [`errors`]: the client errors and etcdctl's text for them.
 //! - [`members`]: `/v2/members` list/leader/add/remove/update.
 //! - [`auth`]: `/v2/auth` enable/disable, users and roles.
+//! - [`srv`]: DNS SRV discovery of client endpoints (`--discovery-srv`).
 //! - [`mod@format`]: etcdctl's `simple`, `extended` and `json` output, byte for byte.
 //! - [`gojson`]: Go's JSON decode error texts, printed by etcdctl for non-JSON replies.
 //! - [`args`]: etcdctl's command-line grammar (Go `flag` package plus urfave/cli reordering).
@@ -24,5 +25,6 @@ pub mod gojson;
 pub mod http;
 pub mod keys;
 pub mod members;
+pub mod srv;
 pub mod url;
 pub mod wire;

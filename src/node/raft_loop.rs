@@ -91,6 +91,7 @@ pub(crate) struct RaftLoop {
     last_version_attempt: Option<Instant>,
     last_sync: Instant,
     snapshot_count: u64,
+    election_timeout_ticks: u64,
     _lock: crate::wal::DataDirLock,
 }
 
@@ -102,6 +103,7 @@ impl RaftLoop {
         transport: Option<Arc<Transport>>,
     ) -> RaftLoop {
         let snapshot_count = node.config.snapshot_count.max(1);
+        let election_timeout_ticks = raw.raft.config().election_timeout_ticks;
         RaftLoop {
             node,
             raw,
@@ -127,6 +129,7 @@ impl RaftLoop {
             last_version_attempt: None,
             last_sync: Instant::now(),
             snapshot_count,
+            election_timeout_ticks,
             _lock: boot.lock,
         }
     }
@@ -176,6 +179,17 @@ impl RaftLoop {
         self.process_ready();
         if self.raw.status().progress.len() <= 1 && self.raw.raft.promotable() {
             self.raw.campaign();
+        } else {
+            // Like etcd's initial election tick advance, but all the way: a booting member
+            // fast-forwards its election timer until it starts a pre-vote, so a cluster whose
+            // quorum has just come up elects in a round trip instead of a randomized timeout.
+            // Harmless to a running cluster: members that hear from a leader refuse pre-votes.
+            for _ in 0..2 * self.election_timeout_ticks {
+                if self.raw.raft.role != Role::Follower || self.raw.raft.leader_id != 0 {
+                    break;
+                }
+                self.raw.tick();
+            }
         }
         loop {
             self.process_ready();

@@ -6,7 +6,8 @@
 //!
 //! | low 4 bits | step |
 //! |---|---|
-//! | 0-3 | one tick on every node |
+//! | 0-1 | one tick on every node |
+//! | 2-3 | one tick, then deliver every message sent before it (a synchronous round) |
 //! | 4-6 | deliver the queued message at position `arg` |
 //! | 7 | drop the queued message at position `arg` |
 //! | 8 | duplicate the queued message at position `arg` |
@@ -86,7 +87,11 @@ fn run_schedule(sim: &mut Simulation, steps: &[u8]) -> Result<(), super::Violati
         let node: NodeId = 1 + (arg as u64 % n);
         i += if op <= 3 || op == 12 { 1 } else { 2 };
         match op {
-            0..=3 => sim.tick_all()?,
+            0..=1 => sim.tick_all()?,
+            2..=3 => {
+                sim.tick_all()?;
+                sim.deliver_due()?;
+            }
             4..=6 => {
                 if let Some(f) = sim.network.take_at(arg as usize) {
                     sim.deliver(f)?;
@@ -130,5 +135,9 @@ fn run_schedule(sim: &mut Simulation, steps: &[u8]) -> Result<(), super::Violati
             }
         }
     }
-    sim.run().map(|_| ())
+    let summary = sim.run()?;
+    if std::env::var_os("SIM_FUZZ_VERBOSE").is_some() {
+        eprintln!("schedule of {} bytes: {summary:?}", steps.len());
+    }
+    Ok(())
 }

@@ -33,6 +33,7 @@ pub mod checkers;
 pub mod cluster;
 pub mod disk;
 pub mod fuzz;
+pub mod kv;
 pub mod linearizability;
 pub mod network;
 

@@ -20,6 +20,9 @@ use super::{Cluster, TestRng};
 pub enum Fault {
     /// kill -9 the leader, restart it from its data dir after the write probe.
     KillLeader,
+    /// kill -9 every member at once and restart them all from their data dirs (every
+    /// acknowledged write must survive).
+    KillAll,
     /// kill -9 a follower and restart it at once.
     RestartFollower,
     /// SIGSTOP the leader, SIGCONT after the write probe.
@@ -45,14 +48,18 @@ pub struct FaultReport {
     pub acked_writes: u64,
     /// Time from the fault that took the leader away to the first acknowledged write.
     pub leader_loss_to_write: Vec<Duration>,
+    /// Time from restarting one member (the others up) until it served `GET /v2/keys/`.
+    pub restart_to_serve: Vec<Duration>,
 }
 
 impl FaultReport {
     pub fn print(&self, label: &str) {
         let (median, worst) = median_and_worst_ms(&self.leader_loss_to_write);
+        let (restart_median, restart_worst) = median_and_worst_ms(&self.restart_to_serve);
         println!(
             "METRIC {label}: fault cycles {}, operations checked {} ({} unknown), acknowledged writes {}, \
-             leader loss -> first write: median {median} ms, worst {worst} ms over {} samples {:?}",
+             leader loss -> first write: median {median} ms, worst {worst} ms over {} samples {:?}; \
+             restart -> serving: median {restart_median} ms, worst {restart_worst} ms over {} restarts",
             self.cycles,
             self.operations_checked,
             self.unknown_operations,
@@ -61,7 +68,8 @@ impl FaultReport {
             self.leader_loss_to_write
                 .iter()
                 .map(Duration::as_millis)
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            self.restart_to_serve.len()
         );
     }
 }
@@ -136,13 +144,32 @@ pub fn run_cycles(
                     cluster.cut_one_way(other, leader, CutMode::Blackhole);
                 }
             }
+            Fault::KillAll => {
+                // Not a leader-loss sample: the time includes the restarts.
+                leader_lost = false;
+                let everyone = cluster.active();
+                for &index in &everyone {
+                    cluster.kill9(index);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                let took = cluster
+                    .restart_all(&everyone)
+                    .unwrap_or_else(|e| panic!("cycle {cycle}, seed {seed}: {e}"));
+                println!("  all restarted and served after {} ms", took.as_millis());
+                majority = everyone;
+            }
             Fault::RestartFollower => {
                 leader_lost = false;
                 cluster.kill9(follower);
                 std::thread::sleep(Duration::from_millis(200));
-                cluster
+                let took = cluster
                     .restart(follower)
                     .unwrap_or_else(|e| panic!("cycle {cycle}, seed {seed}: {e}"));
+                println!(
+                    "  m{follower} restarted and served after {} ms",
+                    took.as_millis()
+                );
+                report.restart_to_serve.push(took);
                 majority = cluster.active();
             }
             Fault::PauseFollower => {
@@ -195,9 +222,14 @@ pub fn run_cycles(
         cluster.heal();
         match *fault {
             Fault::KillLeader => {
-                cluster
+                let took = cluster
                     .restart(leader)
                     .unwrap_or_else(|e| panic!("cycle {cycle}, seed {seed}: {e}"));
+                println!(
+                    "  m{leader} restarted and served after {} ms",
+                    took.as_millis()
+                );
+                report.restart_to_serve.push(took);
             }
             Fault::PauseLeader => cluster.resume(leader),
             Fault::PauseFollower => cluster.resume(follower),

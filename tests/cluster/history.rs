@@ -24,6 +24,9 @@ use raftkv::sim::linearizability::{
 
 use super::{http_request, TestRng};
 
+/// How long a client keeps away from a member after a failed request.
+const AVOID_FAILED_MEMBER: Duration = Duration::from_secs(1);
+
 /// Search steps the checker may spend on one history.
 pub const CHECK_STEP_BUDGET: u64 = 50_000_000;
 
@@ -124,10 +127,11 @@ impl Workload {
     }
 }
 
+/// What became of one request.
 enum Sent {
     Answer(u16, Vec<u8>),
     Unknown,
-    NotSent,
+    Never,
 }
 
 /// A keep-alive HTTP client that knows whether it holds an idle connection to a port: the
@@ -162,7 +166,7 @@ impl KeepAliveClient {
                 Sent::Answer(response.status, response.body)
             }
             Err(text) if !reused && text.starts_with("dial tcp") && !text.contains("timeout") => {
-                Sent::NotSent
+                Sent::Never
             }
             Err(_) => Sent::Unknown,
         }
@@ -194,11 +198,25 @@ fn run_client(
     let mut last_seen: Vec<Option<String>> = vec![None; config.keys];
     let now = |clock: Instant| clock.elapsed().as_nanos() as u64;
     let mut seq = 0u64;
+    let mut avoid_until: std::collections::BTreeMap<u16, Instant> = Default::default();
     while !stop.load(Ordering::Acquire) {
         seq += 1;
+        // Like a real client with several endpoints: a member that just failed is avoided
+        // for a while (unless every member did).
         let port = {
             let ports = ports.read();
-            ports[rng.below(ports.len() as u64) as usize]
+            let now = Instant::now();
+            let usable: Vec<u16> = ports
+                .iter()
+                .copied()
+                .filter(|p| avoid_until.get(p).is_none_or(|until| *until <= now))
+                .collect();
+            let choices = if usable.is_empty() {
+                ports.clone()
+            } else {
+                usable
+            };
+            choices[rng.below(choices.len() as u64) as usize]
         };
         let key_index = rng.below(config.keys as u64) as usize;
         let key = format!("/lin/k{key_index}");
@@ -259,8 +277,11 @@ fn run_client(
             (KvInput::Delete { key: key.clone() }, sent)
         };
         let return_time = now(clock);
+        if !matches!(sent, Sent::Answer(200..=499, _)) {
+            avoid_until.insert(port, Instant::now() + AVOID_FAILED_MEMBER);
+        }
         let output = match (&input, sent) {
-            (_, Sent::NotSent) => {
+            (_, Sent::Never) => {
                 result.not_sent += 1;
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
@@ -360,30 +381,38 @@ pub fn check_linearizable(result: &WorkloadResult, seed: u64) -> Result<(), Stri
     }
 }
 
-/// Writes `/probe` through every live member at once until one write is acknowledged;
-/// returns how long after `since` that was (bounded by `limit`).
+/// Probers per member, started [`PROBE_STAGGER`] apart: a write lost with a dead leader
+/// waits for its timeout, so staggered probers bound the measuring error by the stagger.
+const PROBERS_PER_MEMBER: u32 = 4;
+const PROBE_STAGGER: Duration = Duration::from_millis(125);
+const PROBE_TIMEOUT_MS: u64 = 500;
+
+/// Writes `/probe` through every member of `ports` at once, with staggered probers, until one
+/// write is acknowledged; returns how long after `since` that was (bounded by `limit`).
 pub fn first_write_after(since: Instant, ports: &[u16], limit: Duration) -> Option<Duration> {
     let done = Arc::new(AtomicBool::new(false));
     let first: Arc<RwLock<Option<Duration>>> = Arc::new(RwLock::new(None));
-    let threads: Vec<_> = ports
-        .iter()
-        .map(|&port| {
+    let mut threads = Vec::new();
+    for &port in ports {
+        for prober in 0..PROBERS_PER_MEMBER {
             let done = done.clone();
             let first = first.clone();
-            std::thread::spawn(move || {
+            threads.push(std::thread::spawn(move || {
+                std::thread::sleep(PROBE_STAGGER * prober);
                 let mut http = HttpClient::new(Some(Duration::from_millis(300)));
                 let mut attempt = 0u64;
                 while !done.load(Ordering::Acquire) && since.elapsed() < limit {
                     attempt += 1;
-                    let form = encode_form(&[("value", format!("{port}-{attempt}"))]);
+                    let form = encode_form(&[("value", format!("{port}-{prober}-{attempt}"))]);
+                    let path = "/v2/keys/probe";
                     if let Ok(response) =
-                        http_request(&mut http, port, "PUT", "/v2/keys/probe", Some(form), 500)
+                        http_request(&mut http, port, "PUT", path, Some(form), PROBE_TIMEOUT_MS)
                     {
                         if response.status / 100 == 2 {
-                            let took = since.elapsed();
+                            let acknowledged_at = since.elapsed();
                             let mut first = first.write();
-                            if first.is_none() {
-                                *first = Some(took);
+                            if first.is_none_or(|earlier| acknowledged_at < earlier) {
+                                *first = Some(acknowledged_at);
                             }
                             done.store(true, Ordering::Release);
                             return;
@@ -391,9 +420,9 @@ pub fn first_write_after(since: Instant, ports: &[u16], limit: Duration) -> Opti
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
-            })
-        })
-        .collect();
+            }));
+        }
+    }
     for thread in threads {
         let _ = thread.join();
     }

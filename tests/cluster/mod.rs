@@ -445,6 +445,19 @@ impl Cluster {
         Ok(started.elapsed())
     }
 
+    /// Starts several stopped members at once (a member alone may not serve without a quorum);
+    /// returns once all of them serve.
+    pub fn restart_all(&mut self, indexes: &[usize]) -> Result<Duration, String> {
+        let started = Instant::now();
+        for &index in indexes {
+            self.members[index].spawn()?;
+        }
+        for &index in indexes {
+            self.wait_serving(index, Duration::from_secs(30))?;
+        }
+        Ok(started.elapsed())
+    }
+
     pub fn pause(&mut self, index: usize) {
         self.members[index].pause();
     }

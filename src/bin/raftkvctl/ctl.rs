@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use raftkv::client::args::Parsed;
 use raftkv::client::cluster::{ClientConfig, ClusterClient};
 use raftkv::client::http::Url;
+use raftkv::client::keys::go_quote;
 use raftkv::client::keys::{Action, ClientError, KeysResponse};
+use raftkv::client::srv;
 
 use crate::specs::{EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_SERVER_ERROR};
 use crate::{err, exit, out};
@@ -58,7 +60,46 @@ impl Ctl {
         self.fail(code, error, error.detail())
     }
 
+    /// etcdctl's `getEndpoints`: DNS SRV discovery first (`-D`/`ETCDCTL_DISCOVERY_SRV`;
+    /// `http://` results dropped unless insecure discovery is on), then the endpoint flags
+    /// and variables.
     pub fn endpoints(&self) -> Vec<String> {
+        let domain = self
+            .globals
+            .text("discovery-srv")
+            .map(str::to_string)
+            .filter(|d| !d.is_empty())
+            .or_else(|| std::env::var("ETCDCTL_DISCOVERY_SRV").ok())
+            .unwrap_or_default();
+        if !domain.is_empty() {
+            let insecure = self.globals.bool("insecure-discovery")
+                || std::env::var("ETCDCTL_INSECURE_DISCOVERY").is_ok_and(|v| !v.is_empty());
+            let service_name = std::env::var("ETCDCTL_DISCOVERY_SRV_NAME").unwrap_or_default();
+            let servers = srv::system_nameservers();
+            let timeout = Duration::from_secs(5);
+            match srv::discover_client_endpoints(&domain, &service_name, &servers, timeout) {
+                Err(error) => {
+                    err(&format!("{}\n", error));
+                    exit(EXIT_BAD_ARGS);
+                }
+                Ok(found) => {
+                    let mut kept = Vec::new();
+                    for endpoint in found {
+                        if !insecure && endpoint.starts_with("http://") {
+                            err(&format!(
+                                "ignoring discovered insecure endpoint {}\n",
+                                go_quote(&endpoint)
+                            ));
+                        } else {
+                            kept.push(endpoint);
+                        }
+                    }
+                    if !kept.is_empty() {
+                        return kept;
+                    }
+                }
+            }
+        }
         let sources = [
             self.globals.text("endpoints").map(str::to_string),
             std::env::var("ETCDCTL_ENDPOINTS").ok(),
@@ -93,7 +134,7 @@ impl Ctl {
     }
 
     pub fn new_client(&self) -> ClusterClient {
-        let unsupported = ["discovery-srv", "cert-file", "key-file", "ca-file"];
+        let unsupported = ["cert-file", "key-file", "ca-file"];
         for name in unsupported {
             if self.globals.text(name).is_some_and(|v| !v.is_empty()) {
                 err(&format!("--{} is not supported by raftkvctl\n", name));
