@@ -129,6 +129,18 @@ pub fn escape_path(path: &str) -> String {
     out
 }
 
+/// [`http_date`] of the current second, formatted at most once a second.
+pub fn cached_http_date() -> String {
+    static CACHE: parking_lot::Mutex<(i64, String)> =
+        parking_lot::Mutex::new((i64::MIN, String::new()));
+    let now = crate::node::now_unix_nanos() / 1_000_000_000;
+    let mut cache = CACHE.lock();
+    if cache.0 != now {
+        *cache = (now, http_date(now));
+    }
+    cache.1.clone()
+}
+
 /// An IMF-fixdate (`Wed, 25 Nov 2026 23:24:07 GMT`) for a Unix time in seconds.
 pub fn http_date(unix_secs: i64) -> String {
     let stamp = crate::api::json::rfc3339_nanos(unix_secs * 1_000_000_000);

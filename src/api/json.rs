@@ -8,6 +8,13 @@
 /// Appends `text` as a JSON string literal, with Go's escaping.
 pub fn push_string(out: &mut String, text: &str) {
     out.push('"');
+    let needs_escape = |b: u8| b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2);
+    if !text.bytes().any(needs_escape) {
+        // The common case: nothing to escape (0xE2 leads U+2028/U+2029).
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     for ch in text.chars() {
         match ch {
             '"' => out.push_str("\\\""),

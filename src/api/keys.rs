@@ -43,6 +43,16 @@ pub fn store_key(path_below_keys: &str) -> String {
 /// Go's `path.Clean` for absolute paths: collapses `//`, resolves `.` and `..`, drops a
 /// trailing slash (except for "/").
 pub fn clean_path(path: &str) -> String {
+    let already_clean = path.starts_with('/')
+        && (path.len() == 1 || !path.ends_with('/'))
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.contains("/../")
+        && !path.ends_with("/.")
+        && !path.ends_with("/..");
+    if already_clean {
+        return path.to_string();
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

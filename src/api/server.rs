@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Method, Request};
 
 use crate::api::form::{parse_go_bool, unescape, Form};
 use crate::api::http::{escape_path, http_date, mux_clean_path, status_text, Reply};
@@ -141,22 +141,44 @@ fn cors_headers(node: &Node, request: &Request) -> Vec<(&'static str, String)> {
     }
 }
 
-fn respond(request: Request, mut reply: Reply, cors: Vec<(&'static str, String)>) {
-    reply.headers.extend(cors);
-    let headers = reply
-        .headers
-        .iter()
-        .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
-        .collect();
-    let length = reply.body.len();
-    let response = Response::new(
-        reply.status.into(),
-        headers,
-        std::io::Cursor::new(reply.body),
-        Some(length),
-        None,
+/// Writes the whole response with one write on the connection's raw writer: the status line,
+/// `Date`, the reply's and the CORS headers, `Content-Length`, and the body (not for HEAD).
+/// Formatting it here instead of through tiny_http's `Response` saves a third of the CPU of a
+/// GET (tiny_http formats and allocates per header), and sends no `Server` header, as etcd.
+fn respond(request: Request, reply: Reply, cors: Vec<(&'static str, String)>) {
+    let version = request.http_version().clone();
+    let head_only = request.method() == &Method::Head;
+    let mut out = Vec::with_capacity(320 + reply.body.len());
+    out.extend_from_slice(
+        format!(
+            "HTTP/{}.{} {} {}\r\nDate: ",
+            version.0,
+            version.1,
+            reply.status,
+            status_text(reply.status)
+        )
+        .as_bytes(),
     );
-    let _ = request.respond(response);
+    out.extend_from_slice(crate::api::http::cached_http_date().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in reply.headers.iter().chain(cors.iter()) {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let bodyless = reply.status == 204 || reply.status == 304 || reply.status < 200;
+    if !bodyless {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(reply.body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only && !bodyless {
+        out.extend_from_slice(&reply.body);
+    }
+    let mut writer = request.into_writer();
+    let _ = writer.write_all(&out).and_then(|_| writer.flush());
 }
 
 fn handle(node: &Node, mut request: Request) {
