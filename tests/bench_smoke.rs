@@ -313,10 +313,16 @@ fn compare_runs_both_servers_and_clusters_prints_the_tables_and_leaves_nothing_b
         }
     }
     assert!(
-        stdout.contains("disk: 4 KiB append + fdatasync p50"),
+        stdout.contains("disk at start: 4 KiB append + fdatasync p50")
+            && stdout.contains("disk at end: 4 KiB append + fdatasync p50"),
         "{stdout}"
     );
     assert!(stdout.contains("raftkv binary: "), "{stdout}");
+    assert!(
+        stdout.contains("failed requests over all runs: raftkv 0,")
+            && stdout.contains("clusters: failed requests raftkv 0,"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(
             "watch fan-out raftkv: 1 runs, missed 0, undelivered at the time limit 0, duplicated 0"

@@ -73,6 +73,20 @@ fn stale_local_reads_are_caught_by_the_linearizability_check() {
     eprintln!("caught: {violation}");
 }
 
+/// Regression: the simulated network duplicated a forwarded proposal, the leader appended a
+/// compare-and-swap twice, its first copy failed (and answered the client), the second
+/// succeeded later. Entries now carry (proposer, request ID) and apply at most once.
+#[test]
+fn regression_a_duplicated_forwarded_proposal_applies_once() {
+    let options = KvSimOptions {
+        nodes: 5,
+        ..KvSimOptions::default()
+    };
+    if let Err(violation) = run_kv_seed(218, &options) {
+        panic!("{violation}");
+    }
+}
+
 #[test]
 #[ignore]
 fn replay_one_seed() {

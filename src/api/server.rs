@@ -67,6 +67,7 @@ pub fn serve(
             reason: "not an IP listener".into(),
         })?;
     let server = Arc::new(server);
+    spawn_pool_nudger(&server, local_addr);
     // Receiving and taking a ticket happen under one lock so tickets follow arrival order;
     // the sequencer then runs each connection's requests one after another, as Go does
     // (diff scenario pipelined-requests-on-one-connection).
@@ -92,6 +93,36 @@ pub fn serve(
             .expect("spawning a client worker");
     }
     Ok(ClientServer { server, local_addr })
+}
+
+/// How often the connection pool is nudged (see [`spawn_pool_nudger`]).
+const POOL_NUDGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// tiny_http 0.12 serves each connection on a thread of its task pool, and the pool decides
+/// whether to start a thread from a count of idle threads that lags behind: when two
+/// connections arrive together and one thread is idle, the second connection is queued behind
+/// threads that are busy with keep-alive connections, and is not served until one of them
+/// ends (found by raftkv-bench: accepted connections with an unread request). A connection
+/// made to ourselves every 100 ms makes the pool start a thread when none is idle; that thread
+/// then takes the queued connections. The nudge ends when the server is dropped.
+pub fn spawn_pool_nudger(server: &Arc<tiny_http::Server>, local_addr: std::net::SocketAddr) {
+    let weak = Arc::downgrade(server);
+    let mut target = local_addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let spawned = std::thread::Builder::new()
+        .name("pool-nudge".into())
+        .spawn(move || loop {
+            std::thread::sleep(POOL_NUDGE_INTERVAL);
+            if weak.upgrade().is_none() {
+                return;
+            }
+            let _ = std::net::TcpStream::connect_timeout(&target, POOL_NUDGE_INTERVAL);
+        });
+    if let Err(error) = spawned {
+        eprintln!("raftkv: cannot start the connection-pool nudger: {error}");
+    }
 }
 
 fn cors_headers(node: &Node, request: &Request) -> Vec<(&'static str, String)> {

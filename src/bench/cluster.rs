@@ -115,11 +115,22 @@ pub fn cluster_workloads() -> Vec<Workload> {
 /// Where a run sends its requests.
 const TARGETS: [&str; 2] = ["leader", "follower"];
 
-/// Runs the cluster phase for each `(kind, program)` and returns the printed table.
+/// What the cluster phase hands back to `compare`.
+#[derive(Debug, Clone)]
+pub struct ClusterOutcome {
+    /// The medians table, ready to print.
+    pub table: String,
+    /// Per system, in the order given: failed requests plus workers that never connected.
+    pub failures: Vec<u64>,
+    /// Per system: connections accepted but left unanswered (re-dialled).
+    pub stalled_connections: Vec<u64>,
+}
+
+/// Runs the cluster phase for each `(kind, program)`.
 pub fn run_cluster_phase(
     settings: &ClusterSettings,
     kinds: &[(ServerKind, PathBuf)],
-) -> Result<String, ProcessError> {
+) -> Result<ClusterOutcome, ProcessError> {
     let workloads = cluster_workloads();
     let mut clusters = Vec::new();
     let mut run_settings = Vec::new();
@@ -207,5 +218,15 @@ pub fn run_cluster_phase(
             ));
         }
     }
-    Ok(table(&COMPARISON_HEADER, &rows))
+    let per_system = |f: fn(&WorkloadResult) -> u64| -> Vec<u64> {
+        results
+            .iter()
+            .map(|system| system.iter().flatten().flatten().map(f).sum())
+            .collect()
+    };
+    Ok(ClusterOutcome {
+        table: table(&COMPARISON_HEADER, &rows),
+        failures: per_system(|r| r.failed_requests + r.failed_workers),
+        stalled_connections: per_system(|r| r.stalled_connections),
+    })
 }

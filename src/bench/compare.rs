@@ -249,6 +249,55 @@ fn measure_footprint(
     Ok(footprint)
 }
 
+/// The two raw fdatasync probes of [`crate::bench::disk`], taken together.
+struct DiskProbe {
+    append: Option<crate::bench::histogram::Histogram>,
+    overwrite: Option<crate::bench::histogram::Histogram>,
+}
+
+fn probe_disk() -> DiskProbe {
+    let dir = TempDir::new("disk-probe").ok();
+    DiskProbe {
+        append: dir
+            .as_ref()
+            .and_then(|d| append_fdatasync_latency(&d.path, 2000, Duration::from_secs(2)).ok()),
+        overwrite: dir
+            .as_ref()
+            .and_then(|d| overwrite_fdatasync_latency(&d.path, 2000, Duration::from_secs(2)).ok()),
+    }
+}
+
+fn print_disk_probe(when: &str, probe: &DiskProbe) {
+    let show = |latency: &Option<crate::bench::histogram::Histogram>| match latency {
+        Some(latency) => format!(
+            "p50 {:.3} ms, p99 {:.3} ms ({} samples)",
+            latency.quantile_nanos(0.5) as f64 / 1e6,
+            latency.quantile_nanos(0.99) as f64 / 1e6,
+            latency.count()
+        ),
+        None => "probe failed".into(),
+    };
+    println!(
+        "disk {when}: 4 KiB append + fdatasync {}; 4 KiB overwrite of a pre-written file + \
+         fdatasync {}",
+        show(&probe.append),
+        show(&probe.overwrite)
+    );
+}
+
+/// The first three fields of `/proc/loadavg`, or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Runs the whole comparison and prints it. Errors only when a server cannot be started.
 pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     assert!(settings.rounds >= 1, "compare needs at least one round");
@@ -275,6 +324,8 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             .unwrap_or(1)
     );
 
+    let load_at_start = load_average();
+    let disk_at_start = probe_disk();
     let mut kinds = vec![(ServerKind::Raftkv, settings.raftkv.clone())];
     if let Some(etcd) = &settings.etcd {
         kinds.push((ServerKind::Etcd, etcd.clone()));
@@ -408,7 +459,7 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         }
     }
 
-    let cluster_table = if settings.cluster_members >= 2 {
+    let cluster_outcome = if settings.cluster_members >= 2 {
         println!(
             "\n== {}-member clusters, to the leader and to a follower",
             settings.cluster_members
@@ -423,7 +474,7 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             start_limit: settings.start_limit,
         };
         match run_cluster_phase(&cluster_settings, &kinds) {
-            Ok(table) => Some(table),
+            Ok(outcome) => Some(outcome),
             Err(error) => {
                 println!("note: the cluster phase failed: {error}");
                 None
@@ -433,13 +484,8 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         None
     };
 
-    let disk_probe_dir = TempDir::new("disk-probe").ok();
-    let fdatasync = disk_probe_dir
-        .as_ref()
-        .and_then(|dir| append_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
-    let overwrite_fdatasync = disk_probe_dir
-        .as_ref()
-        .and_then(|dir| overwrite_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
+    let disk_at_end = probe_disk();
+    let load_at_end = load_average();
 
     // The table.
     let header = COMPARISON_HEADER;
@@ -467,12 +513,21 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     );
     print!("{}", table(&header, &rows));
 
-    if let Some(cluster_table) = &cluster_table {
+    if let Some(cluster) = &cluster_outcome {
         println!(
             "\n== {}-member clusters: medians over {} rounds",
             settings.cluster_members, settings.rounds
         );
-        print!("{cluster_table}");
+        print!("{}", cluster.table);
+        let show = |values: &[u64], i: usize| values.get(i).map_or("-".into(), u64::to_string);
+        println!(
+            "clusters: failed requests raftkv {}, etcd {}; connections accepted but left \
+             unanswered (re-dialled) raftkv {}, etcd {}",
+            show(&cluster.failures, 0),
+            show(&cluster.failures, 1),
+            show(&cluster.stalled_connections, 0),
+            show(&cluster.stalled_connections, 1)
+        );
         println!();
     }
     let failures = |results: &[Vec<WorkloadResult>]| -> u64 {
@@ -597,25 +652,9 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             settings.memory_keys
         );
     }
-    match &fdatasync {
-        Some(latency) => println!(
-            "disk: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms ({} samples)",
-            latency.quantile_nanos(0.5) as f64 / 1e6,
-            latency.quantile_nanos(0.99) as f64 / 1e6,
-            latency.count()
-        ),
-        None => println!("disk: the fdatasync probe failed"),
-    }
-    match &overwrite_fdatasync {
-        Some(latency) => println!(
-            "disk: 4 KiB overwrite of a pre-written file + fdatasync p50 {:.3} ms, p99 {:.3} ms \
-             ({} samples)",
-            latency.quantile_nanos(0.5) as f64 / 1e6,
-            latency.quantile_nanos(0.99) as f64 / 1e6,
-            latency.count()
-        ),
-        None => println!("disk: the overwrite fdatasync probe failed"),
-    }
+    print_disk_probe("at start", &disk_at_start);
+    print_disk_probe("at end", &disk_at_end);
+    println!("load average (1/5/15 min) at start: {load_at_start}; at end: {load_at_end}");
     match std::fs::metadata(&settings.raftkv) {
         Ok(metadata) => println!(
             "raftkv binary: {} bytes ({:.2} MiB)",

@@ -10,6 +10,8 @@
 //! - peer URLs: recorded for a member (an update: one internal index), or kept pending until
 //!   the configuration change that adds the member applies;
 //! - the cluster version, once: one internal index;
+//! - a normal entry whose (proposer, request ID) was applied before (a proposal appended
+//!   twice): nothing, so every proposal takes effect at most once;
 //! - a configuration change: the membership changes (the caller also tells the Raft core);
 //!   adding costs one internal index, removing two, as on etcd.
 
@@ -114,6 +116,10 @@ pub fn apply_entry(
                     entry.index, entry.term
                 )
             });
+            if !cluster.first_application(envelope.proposer, envelope.request_id) {
+                // The same proposal appended twice: applied once, the copy is a no-op.
+                return effect;
+            }
             let outcome = match envelope.payload {
                 Payload::Command(command) => {
                     store.apply_at(&command, Some(envelope.proposed_at_unix_nanos), fired)
@@ -319,5 +325,58 @@ mod tests {
         );
         assert_eq!(effect.published, None, "a removed member cannot publish");
         assert_eq!(cluster.active_members().len(), 1);
+    }
+
+    #[test]
+    fn a_proposal_appended_twice_takes_effect_once() {
+        let mut store = Store::new();
+        let mut cluster = ClusterState::default();
+        let mut fired = Vec::new();
+        let set = |value: &str| Command::Set {
+            key: "/k".into(),
+            value: value.into(),
+            dir: false,
+            expire_at: None,
+            refresh: false,
+        };
+        let cas = Command::CompareAndSwap {
+            key: "/k".into(),
+            value: "new".into(),
+            prev_value: Some("old".into()),
+            prev_index: 0,
+            expire_at: None,
+            refresh: false,
+        };
+        // The CAS is appended at index 1 (fails: no key), the key is then set to "old", and the
+        // duplicated copy of the CAS at index 3 must not swap it.
+        let first = apply_entry(
+            &mut store,
+            &mut cluster,
+            &command_entry(1, cas.clone()),
+            &mut fired,
+        );
+        assert!(first.answer.unwrap().2.is_err());
+        apply_entry(
+            &mut store,
+            &mut cluster,
+            &command_entry(2, set("old")),
+            &mut fired,
+        );
+        let copy = Entry {
+            index: 3,
+            ..command_entry(1, cas)
+        };
+        let duplicate = apply_entry(&mut store, &mut cluster, &copy, &mut fired);
+        assert_eq!(duplicate.answer, None, "a duplicate answers nobody");
+        let value = store.get("/k", false, false).unwrap().node.value;
+        assert_eq!(
+            value.as_deref(),
+            Some("old"),
+            "the duplicate CAS was applied"
+        );
+        // The window survives a snapshot.
+        let bytes = cluster.encode_snapshot(&store.save());
+        let (restored, _) = ClusterState::decode_snapshot(&bytes).unwrap();
+        assert_eq!(restored, cluster);
     }
 }

@@ -26,6 +26,7 @@
 //!     12     .  members: ID u64, is_learner u8, removed u8, name, peer URLs, client URLs
 //!      .     .  pending peer URLs: count u32, then ID u64 + URL list each
 //!      .     .  cluster version (u32 length + UTF-8, empty = not decided)
+//!      .     .  applied request windows: count u32, then proposer u64 + count u32 + IDs u64
 //!      .     .  store image (store::Store::save), to the end
 //! ```
 
@@ -278,6 +279,32 @@ pub struct ClusterState {
     pub pending_peer_urls: BTreeMap<u64, Vec<String>>,
     /// Empty until the leader has recorded it.
     pub cluster_version: String,
+    /// Per proposer, the request IDs of its most recent applied entries, so that an entry
+    /// proposed once but appended twice (a duplicated forward) is applied once.
+    /// Invariant: at most [`APPLIED_REQUESTS_WINDOW`] IDs per proposer (the smallest evicted).
+    pub applied_requests: BTreeMap<u64, std::collections::BTreeSet<u64>>,
+}
+
+/// How many recent request IDs per proposer are remembered to drop duplicated entries.
+pub const APPLIED_REQUESTS_WINDOW: usize = 4096;
+
+impl ClusterState {
+    /// Records that `proposer`'s request `request_id` is being applied; false when it was
+    /// applied before (a duplicate, to be skipped). Request ID 0 (nobody waits) is never
+    /// deduplicated.
+    pub fn first_application(&mut self, proposer: u64, request_id: u64) -> bool {
+        if proposer == 0 || request_id == 0 {
+            return true;
+        }
+        let window = self.applied_requests.entry(proposer).or_default();
+        if !window.insert(request_id) {
+            return false;
+        }
+        if window.len() > APPLIED_REQUESTS_WINDOW {
+            window.pop_first();
+        }
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +342,14 @@ impl ClusterState {
             put_list(&mut out, urls);
         }
         put_text(&mut out, &self.cluster_version);
+        put_u32(&mut out, self.applied_requests.len() as u32);
+        for (proposer, ids) in &self.applied_requests {
+            put_u64(&mut out, *proposer);
+            put_u32(&mut out, ids.len() as u32);
+            for id in ids {
+                put_u64(&mut out, *id);
+            }
+        }
         out.extend_from_slice(store_image);
         out
     }
@@ -357,6 +392,23 @@ impl ClusterState {
             state.pending_peer_urls.insert(id, reader.list()?);
         }
         state.cluster_version = reader.text()?;
+        let proposers = reader.u32()?;
+        for _ in 0..proposers {
+            let proposer = reader.u64()?;
+            let count = reader.u32()? as usize;
+            if count > APPLIED_REQUESTS_WINDOW {
+                return Err(EnvelopeError::Truncated {
+                    at: reader.at,
+                    needed: count * 8,
+                    available: 0,
+                });
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for _ in 0..count {
+                ids.insert(reader.u64()?);
+            }
+            state.applied_requests.insert(proposer, ids);
+        }
         Ok((state, reader.rest()))
     }
 }

@@ -65,18 +65,24 @@ impl WatchSink {
     }
 
     /// Writes one event as a chunk; ends the response when `last`.
+    /// One write per event: the head (if still pending), the chunk and, for the last event,
+    /// the terminating chunk go out together. Separate small writes would each wait for the
+    /// client's delayed ACK (Nagle), about 40 ms apiece.
     fn write_event(&self, body: &[u8], last: bool) -> std::io::Result<()> {
         let mut state = self.state.lock();
-        write_head(&mut state)?;
+        let head = state.pending_head.take().unwrap_or_default();
         let Some(writer) = state.writer.as_mut() else {
             return Ok(());
         };
-        write!(writer, "{:x}\r\n", body.len())?;
-        writer.write_all(body)?;
-        writer.write_all(b"\r\n")?;
+        let mut message = head;
+        message.reserve(body.len() + 16);
+        message.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+        message.extend_from_slice(body);
+        message.extend_from_slice(b"\r\n");
         if last {
-            writer.write_all(b"0\r\n\r\n")?;
+            message.extend_from_slice(b"0\r\n\r\n");
         }
+        writer.write_all(&message)?;
         writer.flush()?;
         if last {
             state.writer = None;

@@ -6,15 +6,17 @@
 //! write and the sync; the node then loses that Ready (volatile disk state and messages).
 //!
 //! A random run has two phases. The *fault phase* draws, per tick, client proposals and
-//! reads, crashes and restarts, partitions and heals, membership changes of a spare node,
+//! reads, crashes and restarts, partitions and heals, membership changes (learners added
+//! and promoted, voters removed, the leader included),
 //! leadership transfers and compactions, over a network that drops, duplicates, delays and
 //! reorders (rates drawn per seed). The *liveness phase* heals everything, restarts every
 //! node, and then requires every acknowledged proposal to be applied by every member.
 //! Checkers (see [`super::checkers`]) run after every message, tick and Ready.
 
-use super::checkers::{fnv, Check, Checkers, Violation};
+use super::checkers::{Check, Checkers, Violation};
 use super::disk::SimDisk;
 use super::network::{InFlight, Network, NetworkFaults};
+use super::state_machine::StateMachine;
 use crate::raft::rng::SplitMix64;
 use crate::raft::{
     codec, ConfChange, ConfChangeKind, ConfState, Config, EntryKind, MemoryStorage, Message,
@@ -22,58 +24,6 @@ use crate::raft::{
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// The replicated state machine of the simulation: the ordered list of applied proposal ids
-/// and a running hash of everything applied.
-#[derive(Clone, Debug, Default)]
-pub struct StateMachine {
-    /// Index of the last applied entry.
-    pub applied_index: u64,
-    /// Hash chained over every applied (index, term, kind, data).
-    pub state_hash: u64,
-    /// Proposal ids in apply order.
-    pub proposal_ids: Vec<u64>,
-}
-
-impl StateMachine {
-    fn apply(&mut self, index: u64, term: u64, kind: EntryKind, data: &[u8]) {
-        let mut buf = Vec::with_capacity(24 + data.len());
-        buf.extend_from_slice(&self.state_hash.to_le_bytes());
-        buf.extend_from_slice(&index.to_le_bytes());
-        buf.extend_from_slice(&term.to_le_bytes());
-        buf.push(kind as u8);
-        buf.extend_from_slice(data);
-        self.state_hash = fnv(0, &buf);
-        self.applied_index = index;
-        if kind == EntryKind::Normal && data.len() >= 8 {
-            self.proposal_ids
-                .push(u64::from_le_bytes(data[..8].try_into().expect("8 bytes")));
-        }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&self.applied_index.to_le_bytes());
-        out.extend_from_slice(&self.state_hash.to_le_bytes());
-        for id in &self.proposal_ids {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> StateMachine {
-        if bytes.len() < 16 {
-            return StateMachine::default(); // the empty bootstrap snapshot
-        }
-        let word =
-            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        StateMachine {
-            applied_index: word(0),
-            state_hash: word(1),
-            proposal_ids: (2..bytes.len() / 8).map(word).collect(),
-        }
-    }
-}
 
 /// One simulated server.
 pub struct SimNode {
@@ -105,7 +55,7 @@ pub struct FaultRates {
     pub partition: u64,
     /// Healing all partitions.
     pub heal: u64,
-    /// A membership change of the spare node.
+    /// A membership change (learner added, learner promoted, or voter removed).
     pub conf_change: u64,
     /// A leadership transfer.
     pub transfer: u64,
@@ -116,7 +66,8 @@ pub struct FaultRates {
 pub struct SimOptions {
     /// Initial voters (ids 1..=voters).
     pub voters: usize,
-    /// Extra nodes that start outside the configuration and may be added (as learner, then voter).
+    /// Extra nodes that start outside the configuration and may be added (as learner, then
+    /// voter); any voter may be removed and added back the same way.
     pub spares: usize,
     /// Ticks with faults.
     pub fault_ticks: u64,
@@ -168,7 +119,7 @@ impl SimOptions {
                 restart: 50 + r.below(200),
                 partition: r.below(30),
                 heal: 10 + r.below(50),
-                conf_change: r.below(20),
+                conf_change: r.below(40),
                 transfer: r.below(10),
             },
             max_inflight_msgs: [1, 2, 4, 64][r.below(4) as usize],
@@ -610,26 +561,27 @@ impl Simulation {
         self.handle_ready(id)
     }
 
-    /// The leader proposes the next membership change of the spare nodes.
+    /// The leader proposes the next membership step of a random node: a non-member becomes
+    /// a learner, a learner becomes a voter, and a voter (possibly the leader itself) is
+    /// removed while more than three voters remain. Removed nodes keep running, so they
+    /// can be added back later with whatever log they kept.
     pub fn change_membership(&mut self) -> Result<(), Violation> {
         let Some(leader) = self.leader() else {
             return Ok(());
         };
-        if self.options.spares == 0 {
-            return Ok(());
-        }
-        let spare = (self.options.voters + 1 + self.rng.below(self.options.spares as u64) as usize)
-            as NodeId;
+        let target = 1 + self.rng.below(self.nodes.len() as u64);
         let raw = self.node(leader).raw.as_mut().expect("leader runs");
         let status = raw.status();
-        let kind = match status.progress.get(&spare) {
+        let voters = status.progress.values().filter(|p| !p.is_learner).count();
+        let kind = match status.progress.get(&target) {
             None => ConfChangeKind::AddLearner,
             Some(p) if p.is_learner => ConfChangeKind::AddNode,
-            Some(_) => ConfChangeKind::RemoveNode,
+            Some(_) if voters > 3 => ConfChangeKind::RemoveNode,
+            Some(_) => return Ok(()),
         };
         let cc = ConfChange {
             kind,
-            node_id: spare,
+            node_id: target,
         };
         if raw.propose_conf_change(cc).is_ok() {
             self.log(|| format!("leader {leader} proposes {cc:?}"));

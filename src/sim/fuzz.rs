@@ -17,7 +17,7 @@
 //! | 12 | heal |
 //! | 13 | a client proposes at node `arg` |
 //! | 14 | a client reads at node `arg` |
-//! | 15 | membership change of the spare (arg even) or leadership transfer (arg odd) |
+//! | 15 | a membership step of a random node (arg even) or a leadership transfer (arg odd) |
 //!
 //! Then all faults heal and the liveness phase runs. Any checker violation panics with the
 //! violation (and the input bytes replay it).

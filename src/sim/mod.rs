@@ -36,6 +36,7 @@ pub mod fuzz;
 pub mod kv;
 pub mod linearizability;
 pub mod network;
+pub mod state_machine;
 
 pub use self::checkers::Violation;
 pub use self::cluster::{run_seed, run_with_options, SimOptions, SimSummary, Simulation};
