@@ -21,4 +21,5 @@ pub mod json;
 pub mod keys;
 pub mod proxy;
 pub mod render;
+pub mod sequencer;
 pub mod server;

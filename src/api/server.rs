@@ -68,15 +68,27 @@ pub fn serve(
         })?;
     let server = Arc::new(server);
     spawn_pool_nudger(&server, local_addr);
+    // Receiving and taking a ticket happen under one lock so tickets follow arrival order;
+    // the sequencer then runs each connection's requests one after another, as Go does
+    // (diff scenario pipelined-requests-on-one-connection).
+    let receive_lock = Arc::new(parking_lot::Mutex::new(()));
+    let sequencer = Arc::new(super::sequencer::ConnectionSequencer::new());
     for n in 0..workers.max(1) {
         let server = server.clone();
         let node = node.clone();
+        let receive_lock = receive_lock.clone();
+        let sequencer = sequencer.clone();
         std::thread::Builder::new()
             .name(format!("client-worker-{n}"))
-            .spawn(move || {
-                while let Ok(request) = server.recv() {
-                    handle(&node, request);
-                }
+            .spawn(move || loop {
+                let (request, ticket) = {
+                    let _receiving = receive_lock.lock();
+                    let Ok(request) = server.recv() else { break };
+                    let ticket = sequencer.ticket(request.remote_addr().copied());
+                    (request, ticket)
+                };
+                let _turn = sequencer.run_in_turn(ticket);
+                handle(&node, request);
             })
             .expect("spawning a client worker");
     }
