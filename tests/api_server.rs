@@ -215,3 +215,31 @@ fn malformed_requests_never_take_the_server_down() {
         Some("HEAD,GET,PUT,POST,DELETE")
     );
 }
+
+/// Regression (diff scenario stats-store-watchers-count-freed-on-close): a parked watch whose
+/// client went away stayed registered until an event fired, so abandoned watches piled up
+/// toward the limit.
+#[test]
+fn a_parked_watch_whose_client_disconnects_is_unregistered() {
+    let server = start(&[]);
+    let watchers = |server: &Server| -> u64 {
+        let stats = get(server.addr, "/v2/stats/store");
+        let json: serde_json::Value = serde_json::from_str(&stats.body).unwrap();
+        json["watchers"].as_u64().unwrap()
+    };
+    assert_eq!(watchers(&server), 0);
+    let (status, _, reader) = open_watch(server.addr, "/v2/keys/gone?wait=true");
+    assert_eq!(status, 200);
+    let (_, _, stream_reader) = open_watch(server.addr, "/v2/keys/gone2?wait=true&stream=true");
+    assert_eq!(watchers(&server), 2);
+    drop(reader);
+    drop(stream_reader);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while watchers(&server) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "watchers of closed connections were never unregistered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -262,7 +262,10 @@ pub fn stats(node: &Node, method: &str, which: &str) -> Reply {
                 node.peer_stats.lock().leader_json(node.member_id, &members),
             )
         }
-        _ => Reply::json(200, node.store.read().stats_json()),
+        _ => {
+            node.watches.reap_closed();
+            Reply::json(200, node.store.read().stats_json())
+        }
     }
 }
 

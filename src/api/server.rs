@@ -68,6 +68,7 @@ pub fn serve(
         })?;
     let server = Arc::new(server);
     spawn_pool_nudger(&server, local_addr);
+    node.watches.add_listener_port(local_addr.port());
     // Receiving and taking a ticket happen under one lock so tickets follow arrival order;
     // the sequencer then runs each connection's requests one after another, as Go does
     // (diff scenario pipelined-requests-on-one-connection).
@@ -499,6 +500,7 @@ fn watch(
         );
         return respond(request, key_error(node, &error), cors);
     }
+    let client = request.remote_addr().copied();
     let id = node.watches.next_id();
     let mut store = node.store.write();
     match store.watch(key, recursive, stream, since_index, id) {
@@ -514,14 +516,26 @@ fn watch(
             // left open, as on etcd (the watcher is never registered for live events); the hub
             // keeps such responses as inert sinks and closes the oldest when it needs room.
             let head = watch_head(node, current_index, &cors);
-            let sink = Arc::new(WatchSink::new(id, stream, request.into_writer(), head));
+            let sink = Arc::new(WatchSink::new(
+                id,
+                stream,
+                request.into_writer(),
+                head,
+                client,
+            ));
             let body = event_json(&event, now_unix_nanos(), false).into_bytes();
             node.watches.park(sink);
             node.watches.fire(vec![(id, body)]);
         }
         Ok(WatchStart::Parked { registered_index }) => {
             let head = watch_head(node, registered_index, &cors);
-            let sink = Arc::new(WatchSink::new(id, stream, request.into_writer(), head));
+            let sink = Arc::new(WatchSink::new(
+                id,
+                stream,
+                request.into_writer(),
+                head,
+                client,
+            ));
             node.watches.park(sink.clone());
             drop(store);
             let _ = sink.send_head();

@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod boot;
+pub mod closed;
 pub mod config;
 pub mod envelope;
 pub mod ids;

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -25,6 +26,9 @@ use crate::store::{Store, WatcherId};
 /// buffer is 100 events).
 pub const STREAM_BACKLOG_LIMIT: usize = 100;
 
+/// How often parked watches are checked for clients that went away.
+const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Deliveries waiting for a delivery thread, across all watchers.
 const DELIVERY_QUEUE_CAPACITY: usize = 16 * 1024;
 
@@ -32,6 +36,7 @@ const DELIVERY_QUEUE_CAPACITY: usize = 16 * 1024;
 pub struct WatchSink {
     pub id: WatcherId,
     pub stream: bool,
+    client: Option<SocketAddr>,
     /// Events queued for this sink and not yet written.
     backlog: AtomicUsize,
     state: Mutex<SinkState>,
@@ -45,10 +50,19 @@ struct SinkState {
 }
 
 impl WatchSink {
-    pub fn new(id: WatcherId, stream: bool, writer: Box<dyn Write + Send>, head: Vec<u8>) -> Self {
+    /// `client` is the client's address, by which the reaper recognises the connection (on
+    /// one of the hub's listener ports) once the client has closed it.
+    pub fn new(
+        id: WatcherId,
+        stream: bool,
+        writer: Box<dyn Write + Send>,
+        head: Vec<u8>,
+        client: Option<SocketAddr>,
+    ) -> Self {
         WatchSink {
             id,
             stream,
+            client,
             backlog: AtomicUsize::new(0),
             state: Mutex::new(SinkState {
                 writer: Some(writer),
@@ -124,6 +138,8 @@ pub struct WatchHub {
     max_parked: usize,
     deliveries: Sender<Delivery>,
     store: Arc<RwLock<Store>>,
+    /// Ports of the client listeners whose connections the parked watches use.
+    listener_ports: Mutex<Vec<u16>>,
 }
 
 /// Why a watch could not be parked.
@@ -146,6 +162,7 @@ impl WatchHub {
             max_parked,
             deliveries,
             store,
+            listener_ports: Mutex::new(Vec::new()),
         });
         for n in 0..delivery_threads.max(1) {
             let hub = Arc::downgrade(&hub);
@@ -160,7 +177,50 @@ impl WatchHub {
                 })
                 .expect("spawning a watch delivery thread");
         }
+        let reaper = Arc::downgrade(&hub);
+        std::thread::Builder::new()
+            .name("watch-reaper".into())
+            .spawn(move || loop {
+                std::thread::sleep(REAP_INTERVAL);
+                let Some(hub) = reaper.upgrade() else { return };
+                hub.reap_closed();
+            })
+            .expect("spawning the watch reaper");
         hub
+    }
+
+    /// Ends the parked watches whose client has closed its connection (also called before
+    /// reporting the watcher count, so the count is exact at that moment, as etcd's is).
+    pub fn reap_closed(&self) {
+        let watched: Vec<Arc<WatchSink>> = self
+            .sinks
+            .lock()
+            .values()
+            .filter(|sink| sink.client.is_some())
+            .cloned()
+            .collect();
+        if watched.is_empty() {
+            return;
+        }
+        let ports = self.listener_ports.lock().clone();
+        // Read after listing the sinks: every sink's connection existed before this read, so
+        // one that is not established now was closed or reset by its client.
+        let Some(live) = crate::node::closed::live_connections() else {
+            return;
+        };
+        for sink in watched {
+            let gone = sink
+                .client
+                .is_some_and(|client| !ports.iter().any(|port| live.contains(&(*port, client))));
+            if gone {
+                self.drop_watcher(&sink);
+            }
+        }
+    }
+
+    /// Registers a client listener's port (connections to it can be reaped).
+    pub fn add_listener_port(&self, port: u16) {
+        self.listener_ports.lock().push(port);
     }
 
     pub fn next_id(&self) -> WatcherId {
