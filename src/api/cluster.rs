@@ -342,3 +342,42 @@ pub fn debug_vars(node: &Node, method: &str) -> Reply {
     ));
     Reply::new(200, "application/json; charset=utf-8", out)
 }
+
+/// `/config/local/log` (deprecated in etcd, kept for tools that still call it): `PUT` a JSON
+/// object whose `Level` (any case of the field name) is a log level; 204 when it is one.
+/// raftkv logs only to stderr and has no levels, so the level is checked and accepted.
+pub fn log_level(method: &str, body: &[u8]) -> Reply {
+    if method != "PUT" {
+        return Reply::method_not_allowed(&["PUT"]);
+    }
+    let invalid = || Reply::json(400, message_json("Invalid json body"));
+    // Go decodes one JSON value and ignores what follows it.
+    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
+    let Some(Ok(value)) = values.next() else {
+        return invalid();
+    };
+    let level = match &value {
+        serde_json::Value::Object(fields) => {
+            let found = fields
+                .iter()
+                .rev()
+                .find(|(name, _)| name.eq_ignore_ascii_case("level"));
+            match found.map(|(_, v)| v) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(level)) => level.clone(),
+                Some(_) => return invalid(),
+            }
+        }
+        serde_json::Value::Null => String::new(),
+        _ => return invalid(),
+    };
+    let known = [
+        "CRITICAL", "C", "ERROR", "0", "E", "WARNING", "1", "W", "NOTICE", "2", "N", "INFO", "3",
+        "I", "DEBUG", "4", "D", "TRACE", "5", "T",
+    ];
+    if known.contains(&level.to_uppercase().as_str()) {
+        Reply::empty(204)
+    } else {
+        Reply::json(400, message_json(&format!("Invalid log level {level}")))
+    }
+}

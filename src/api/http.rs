@@ -76,6 +76,7 @@ pub fn status_text(status: u16) -> &'static str {
         412 => "Precondition Failed",
         413 => "Request Entity Too Large",
         415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",

@@ -208,6 +208,10 @@ fn handle(node: &Node, mut request: Request) {
         );
         return respond(request, reply, Vec::new());
     }
+    if let Some(host) = refused_host(node, &request) {
+        let text = HOST_NOT_ALLOWED.replace("<host>", &host);
+        return respond(request, Reply::go_error(421, &text), Vec::new());
+    }
     if request.method() == &Method::Options {
         return respond(request, Reply::empty(200), cors);
     }
@@ -273,9 +277,38 @@ fn handle(node: &Node, mut request: Request) {
         "/health" => cluster::health(node, &method),
         "/metrics" => cluster::metrics(node),
         "/debug/vars" => cluster::debug_vars(node, &method),
+        "/config/local/log" => {
+            let body = if method == "PUT" {
+                read_body(&mut request, MAX_MEMBERS_BODY_BYTES)
+            } else {
+                Vec::new()
+            };
+            cluster::log_level(&method, &body)
+        }
         _ => Reply::not_found(),
     };
     respond(request, reply, cors)
+}
+
+/// etcd's answer to a request whose Host is not in `--host-whitelist` (status 421).
+const HOST_NOT_ALLOWED: &str = "\netcd received your request, but the Host header was unrecognized.\n\nTo fix this, choose one of the following options:\n- Enable TLS, then any HTTPS request will be allowed.\n- Add the hostname you want to use to the whitelist in settings.\n  - e.g. etcd --host-whitelist \"<host>\"\n\nThis requirement has been added to help prevent \"DNS Rebinding\" attacks (CVE-2018-5702).\n";
+
+/// `--host-whitelist`: the request's Host name (port ignored) must be listed, unless the list
+/// is empty (`*`, the default). Returns the refused host name.
+fn refused_host(node: &Node, request: &Request) -> Option<String> {
+    let allowed = &node.config.host_whitelist;
+    if allowed.is_empty() {
+        return None;
+    }
+    let host = header_value(request, "Host").unwrap_or_default();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or("").to_string(),
+        None => host
+            .rsplit_once(':')
+            .map(|(name, _)| name.to_string())
+            .unwrap_or(host.clone()),
+    };
+    (!allowed.iter().any(|h| *h == name)).then_some(name)
 }
 
 /// Largest `/v2/members` body read (a list of peer URLs).

@@ -39,6 +39,8 @@ pub struct Config {
     /// The WAL never grows past this many bytes (0: no limit) — a quota that behaves like a
     /// full disk.
     pub wal_max_bytes: u64,
+    /// `--host-whitelist`: host names (port ignored) this member answers; empty = all.
+    pub host_whitelist: Vec<String>,
     /// `--proxy`: `off` or `on`.
     pub proxy: String,
     /// Flags accepted for compatibility but not acted on.
@@ -117,6 +119,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-parked-watches", "10000"),
     ("max-request-bytes", "10485760"),
     ("proxy", "off"),
+    ("host-whitelist", "*"),
     ("wal-segment-bytes", "67108864"),
     ("wal-max-bytes", "0"),
     ("enable-v2", "true"),
@@ -149,7 +152,6 @@ const IGNORED_FLAGS: &[&str] = &[
     "log-package-levels",
     "debug",
     "initial-election-tick-advance",
-    "host-whitelist",
     "cert-file",
     "key-file",
     "client-cert-auth",
@@ -325,6 +327,10 @@ impl Config {
             max_request_body_bytes: number("max-request-bytes")? as usize,
             wal_segment_bytes: number("wal-segment-bytes")?,
             wal_max_bytes: number("wal-max-bytes")?,
+            host_whitelist: list("host-whitelist")
+                .into_iter()
+                .filter(|h| h != "*")
+                .collect(),
             proxy,
             ignored_flags: ignored,
         })
