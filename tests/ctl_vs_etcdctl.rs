@@ -6,7 +6,13 @@
 //! (the prefix is deleted between runs). Stdout, stderr and exit codes must be identical after
 //! indexes are made relative to the store index at the start of the run (`Index: 12` and
 //! `[12]` become `#3` when the run started at index 9), expiration timestamps are blanked, and
-//! the output of unsorted listings is sorted.
+//! the output of unsorted listings is sorted. Two scripted fake servers (std::net) cover what
+//! a healthy etcd never does: 5xx answers, redirects, chunked bodies, hanging requests,
+//! members without client URLs, non-JSON bodies. A reference run that times out or misses an
+//! `Expect`ed output fails the test, so a case cannot pass by both clients printing nothing.
+//!
+//! A second test adds a member to a fresh single-member server (once per client, same ports)
+//! and compares `member add/list/update/remove` and `cluster-health` with quorum lost.
 //!
 //! Skips with a printed `skipped: etcd not found` when etcd or etcdctl is missing.
 //! `RAFTKV_CTL_TARGET=cross` compares etcdctl against etcd with raftkvctl against raftkv
