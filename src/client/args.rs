@@ -199,7 +199,17 @@ pub fn parse_flags(specs: &[FlagSpec], args: &[String]) -> Result<Parsed, ArgsEr
         i += 1;
         let Some(spec) = lookup(specs, name) else {
             if name == "help" || name == "h" {
-                return Err(ArgsError::Help);
+                // urfave/cli registers `--help, -h` as a bool flag: `--help=false` is a no-op.
+                match inline_value.as_deref().map(parse_go_bool) {
+                    None | Some(Some(true)) => return Err(ArgsError::Help),
+                    Some(Some(false)) => continue,
+                    Some(None) => {
+                        return Err(ArgsError::BadBool {
+                            value: inline_value.unwrap_or_default(),
+                            name: name.to_string(),
+                        })
+                    }
+                }
             }
             return Err(ArgsError::NotDefined {
                 name: name.to_string(),
