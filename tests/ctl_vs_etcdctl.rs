@@ -703,6 +703,13 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&["member"]),
             run(&["member", "list", "--help"]),
             run(&["cluster-health", "-h"]),
+            run(&["help", "help"]),
+            run(&["member", "help"]),
+            run(&["member", "help", "-h"]),
+            run(&["member", "help", "nosuch"]),
+            run(&["role", "help", "grant"]),
+            run(&["--help=false", "--version"]),
+            run(&["get", "--help=false", "--nosuch"]),
         ]),
         ("root is read only", vec![
             run(&[ep, "{EP}", "set", "/", "x"]),
