@@ -655,6 +655,12 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "cluster-health"]),
             run(&[ep, "{EP}", "--debug", "cluster-health"]),
         ]),
+        ("cluster-health --forever until interrupted", vec![
+            spawn(&[ep, "{EP}", "cluster-health", "--forever"]),
+            Sleep { millis: 1500 },
+            Interrupt,
+            Expect { text: "next check after 10 second..." },
+        ]),
         ("member command errors", vec![
             run(&[ep, "{EP}", "member", "list", "extra"]),
             run(&[ep, "{EP}", "member", "add", "onlyname"]),
