@@ -214,6 +214,16 @@ fn fake_response(target: &str, own_url: &str, publish_client_urls: bool) -> Opti
         }
         "/v2/keys/empty" => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
         "/v2/keys/hang" => return None,
+        // Broken replies: the connection is closed right after these bytes.
+        "/v2/keys/closed" => Vec::new(),
+        "/v2/keys/truncated" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a".to_vec(),
+        "/v2/keys/badstatus" => b"HTTP/1.1 abc OK\r\n\r\n".to_vec(),
+        "/v2/keys/badversion" => b"SPDY/9 200 OK\r\n\r\n".to_vec(),
+        "/v2/keys/badheader" => b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n".to_vec(),
+        "/v2/keys/badlength" => b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n".to_vec(),
+        "/v2/keys/badchunk" => {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec()
+        }
         "/v2/keys/redirect" => format!(
             "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}/v2/keys/target\r\n\
              Content-Length: 0\r\n\r\n",
@@ -291,9 +301,11 @@ fn serve_fake_connection(stream: std::net::TcpStream, own_url: &str, publish: bo
             return;
         }
         let target = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+        let closes =
+            target.contains("/closed") || target.contains("/truncated") || target.contains("/bad");
         match fake_response(&target, own_url, publish) {
             Some(reply) => {
-                if writer.write_all(&reply).is_err() {
+                if writer.write_all(&reply).is_err() || closes {
                     return;
                 }
             }
@@ -759,6 +771,16 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&["--no-sync", ep, "{FAKE}", "get", "/status502"]),
             run(&["--no-sync", ep, "{FAKE}", "get", "/garbage"]),
             run(&["--no-sync", ep, "{FAKE}", "get", "/empty"]),
+        ]),
+        ("fake: broken responses", vec![
+            run(&["--no-sync", ep, "{FAKE}", "get", "/closed"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/truncated"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badstatus"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badversion"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badheader"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badlength"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badchunk"]),
+            run(&["--no-sync", ep, "{FAKE}", "rm", "/closed"]),
         ]),
         ("fake: redirects, chunked bodies, header timeout", vec![
             run(&[ep, "{FAKE}", "-o", "extended", "get", "/redirect"]),

@@ -39,10 +39,18 @@ pub enum HttpError {
     Timeout { phase: &'static str, addr: String },
     /// A read or write on an open connection failed.
     Io { addr: String, reason: String },
+    /// The connection closed before the first byte of a response (Go: `EOF`).
+    ClosedBeforeResponse,
     /// The connection closed before the response was complete.
     UnexpectedEof { expected: &'static str },
-    /// The status line is not `HTTP/1.x NNN reason`.
+    /// The status line has no space.
+    MalformedResponse { found: String },
+    /// The status code is not three digits.
     MalformedStatusLine { found: String },
+    /// The version is not `HTTP/1.0` or `HTTP/1.1`.
+    MalformedVersion { found: String },
+    /// A header line without a colon.
+    MissingColon { found: String },
     /// A header line has no colon or is not valid text.
     MalformedHeader { found: String },
     /// A line was longer than 64 KiB, or there were too many headers.
@@ -89,30 +97,34 @@ impl fmt::Display for HttpError {
                 write!(f, "read tcp {}: i/o timeout (waiting for {})", addr, phase)
             }
             HttpError::Io { addr, reason } => write!(f, "read tcp {}: {}", addr, reason),
-            HttpError::UnexpectedEof { expected } => {
-                write!(f, "unexpected EOF (expected {})", expected)
+            HttpError::ClosedBeforeResponse => write!(f, "EOF"),
+            HttpError::UnexpectedEof { .. } => write!(f, "unexpected EOF"),
+            HttpError::MalformedResponse { found } => {
+                write!(f, "{}malformed HTTP response {:?}", BROKEN, found)
             }
             HttpError::MalformedStatusLine { found } => {
-                write!(f, "malformed HTTP status code {:?}", found)
+                write!(f, "{}malformed HTTP status code {:?}", BROKEN, found)
+            }
+            HttpError::MalformedVersion { found } => {
+                write!(f, "{}malformed HTTP version {:?}", BROKEN, found)
+            }
+            HttpError::MissingColon { found } => {
+                write!(
+                    f,
+                    "{}malformed MIME header: missing colon: {:?}",
+                    BROKEN, found
+                )
             }
             HttpError::MalformedHeader { found } => {
-                write!(f, "malformed MIME header line: {}", found)
+                write!(f, "{}malformed MIME header line: {}", BROKEN, found)
             }
             HttpError::TooLarge { what, limit } => {
                 write!(f, "{} larger than {} bytes", what, limit)
             }
-            HttpError::BadChunkSize { found } => {
-                write!(f, "invalid byte in chunk length: {:?}", found)
-            }
-            HttpError::BadChunkTerminator { found } => {
-                write!(
-                    f,
-                    "malformed chunked encoding: expected CRLF, found {:?}",
-                    found
-                )
-            }
+            HttpError::BadChunkSize { .. } => write!(f, "invalid byte in chunk length"),
+            HttpError::BadChunkTerminator { .. } => write!(f, "malformed chunked encoding"),
             HttpError::BadContentLength { found } => {
-                write!(f, "bad Content-Length {:?}", found)
+                write!(f, "{}bad Content-Length {:?}", BROKEN, found)
             }
             HttpError::MissingLocation => write!(f, "location header not set"),
             HttpError::BadLocation { found } => {
@@ -122,6 +134,9 @@ impl fmt::Display for HttpError {
         }
     }
 }
+
+/// Go's prefix for errors in a response head.
+const BROKEN: &str = "net/http: HTTP/1.x transport connection broken: ";
 
 impl std::error::Error for HttpError {}
 
@@ -364,7 +379,9 @@ impl HttpClient {
             // all comes back, retry once on a fresh connection.
             match self.exchange(stream, request, &head, &authority, deadlines) {
                 Ok(response) => return Ok(response),
-                Err(HttpError::UnexpectedEof { .. }) | Err(HttpError::Io { .. }) => {}
+                Err(HttpError::ClosedBeforeResponse)
+                | Err(HttpError::UnexpectedEof { .. })
+                | Err(HttpError::Io { .. }) => {}
                 Err(other) => return Err(other),
             }
         }
