@@ -301,6 +301,10 @@ fn serve_fake_connection(stream: std::net::TcpStream, own_url: &str, publish: bo
             return;
         }
         let target = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+        if target.contains("/reset") {
+            reset(&writer);
+            return;
+        }
         let closes =
             target.contains("/closed") || target.contains("/truncated") || target.contains("/bad");
         match fake_response(&target, own_url, publish) {
@@ -314,6 +318,25 @@ fn serve_fake_connection(stream: std::net::TcpStream, own_url: &str, publish: bo
                 return;
             }
         }
+    }
+}
+
+/// Closes `stream` with a TCP RST (SO_LINGER 0), as a crashing server would.
+fn reset(stream: &std::net::TcpStream) {
+    use std::os::unix::io::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own, with a correctly sized `linger` value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 
@@ -781,6 +804,7 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&["--no-sync", ep, "{FAKE}", "get", "/badlength"]),
             run(&["--no-sync", ep, "{FAKE}", "get", "/badchunk"]),
             run(&["--no-sync", ep, "{FAKE}", "rm", "/closed"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/reset"]),
         ]),
         ("fake: redirects, chunked bodies, header timeout", vec![
             run(&[ep, "{FAKE}", "-o", "extended", "get", "/redirect"]),
@@ -920,8 +944,28 @@ fn relativize_in_order_keys(text: &str, base: u64) -> String {
     out
 }
 
+/// `read tcp 127.0.0.1:40086->…`: the local port is ephemeral.
+fn blank_local_ports(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(arrow) = rest.find("->") {
+        let before = &rest[..arrow];
+        let digits = before.len() - before.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 && before[..before.len() - digits].ends_with(':') {
+            out.push_str(&before[..before.len() - digits]);
+            out.push_str("<port>->");
+        } else {
+            out.push_str(before);
+            out.push_str("->");
+        }
+        rest = &rest[arrow + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn normalize(text: &str, base: u64, urls: &Urls) -> String {
-    let mut text = blank_expirations(text)
+    let mut text = blank_local_ports(&blank_expirations(text))
         .replace(&urls.server, "{EP}")
         .replace(&urls.peer, "{PEER}");
     if !urls.member_id.is_empty() {
@@ -1278,6 +1322,10 @@ fn normalisation_makes_indexes_relative() {
         fake_no_client_urls: "g".into(),
     };
     assert_eq!(expand("--x={I+2} {P} {FAKE}", "/p", &urls, 5), "--x=7 /p f");
+    assert_eq!(
+        blank_local_ports("read tcp 127.0.0.1:40086->127.0.0.1:1: x -> y"),
+        "read tcp 127.0.0.1:<port>->127.0.0.1:1: x -> y"
+    );
 }
 
 /// Sorts the lines of every stdout block, and the entries of `ETCD_INITIAL_CLUSTER`, whose

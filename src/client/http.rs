@@ -37,8 +37,12 @@ pub enum HttpError {
     Connect { addr: String, reason: String },
     /// A deadline passed; `phase` says which (`dial`, `headers`, `body`).
     Timeout { phase: &'static str, addr: String },
-    /// A read or write on an open connection failed.
-    Io { addr: String, reason: String },
+    /// A read or write (`op`) on an open connection failed; `addr` is `local->peer`.
+    Io {
+        op: &'static str,
+        addr: String,
+        reason: String,
+    },
     /// The connection closed before the first byte of a response (Go: `EOF`).
     ClosedBeforeResponse,
     /// The connection closed before the response was complete.
@@ -93,10 +97,10 @@ impl fmt::Display for HttpError {
             } => {
                 write!(f, "dial tcp {}: i/o timeout", addr)
             }
-            HttpError::Timeout { phase, addr } => {
-                write!(f, "read tcp {}: i/o timeout (waiting for {})", addr, phase)
+            HttpError::Timeout { addr, .. } => write!(f, "read tcp {}: i/o timeout", addr),
+            HttpError::Io { op, addr, reason } => {
+                write!(f, "{0} tcp {1}: {0}: {2}", op, addr, reason)
             }
-            HttpError::Io { addr, reason } => write!(f, "read tcp {}: {}", addr, reason),
             HttpError::ClosedBeforeResponse => write!(f, "EOF"),
             HttpError::UnexpectedEof { .. } => write!(f, "unexpected EOF"),
             HttpError::MalformedResponse { found } => {
@@ -186,7 +190,7 @@ pub struct Deadlines {
 #[derive(Debug)]
 pub struct DeadlineStream {
     stream: TcpStream,
-    /// The peer, for error texts.
+    /// `local->peer`, for error texts.
     addr: String,
     deadline: Option<Instant>,
     phase: &'static str,
@@ -225,6 +229,7 @@ impl DeadlineStream {
                 expected: self.phase,
             },
             _ => HttpError::Io {
+                op: "read",
                 addr: self.addr.clone(),
                 reason: go_error_text(&error),
             },
@@ -442,11 +447,16 @@ impl HttpClient {
         authority: &str,
         deadlines: Deadlines,
     ) -> Result<StreamingResponse, HttpError> {
-        let addr = stream
+        let peer = stream
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| authority.to_string());
+        let addr = match stream.local_addr() {
+            Ok(local) => format!("{}->{}", local, peer),
+            Err(_) => peer,
+        };
         let write_error = |e: io::Error| HttpError::Io {
+            op: "write",
             addr: addr.clone(),
             reason: go_error_text(&e),
         };

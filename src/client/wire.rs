@@ -281,6 +281,7 @@ pub fn decode_response_bytes(method: &str, bytes: &[u8]) -> Result<Response, Htt
                 expected: "response",
             },
             _ => HttpError::Io {
+                op: "read",
                 addr: "memory".to_string(),
                 reason: error.to_string(),
             },
