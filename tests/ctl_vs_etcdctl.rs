@@ -6,7 +6,13 @@
 //! (the prefix is deleted between runs). Stdout, stderr and exit codes must be identical after
 //! indexes are made relative to the store index at the start of the run (`Index: 12` and
 //! `[12]` become `#3` when the run started at index 9), expiration timestamps are blanked, and
-//! the output of unsorted listings is sorted.
+//! the output of unsorted listings is sorted. Two scripted fake servers (std::net) cover what
+//! a healthy etcd never does: 5xx answers, redirects, chunked bodies, hanging requests,
+//! members without client URLs, non-JSON bodies. A reference run that times out or misses an
+//! `Expect`ed output fails the test, so a case cannot pass by both clients printing nothing.
+//!
+//! A second test adds a member to a fresh single-member server (once per client, same ports)
+//! and compares `member add/list/update/remove` and `cluster-health` with quorum lost.
 //!
 //! Skips with a printed `skipped: etcd not found` when etcd or etcdctl is missing.
 //! `RAFTKV_CTL_TARGET=cross` compares etcdctl against etcd with raftkvctl against raftkv
@@ -208,6 +214,16 @@ fn fake_response(target: &str, own_url: &str, publish_client_urls: bool) -> Opti
         }
         "/v2/keys/empty" => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
         "/v2/keys/hang" => return None,
+        // Broken replies: the connection is closed right after these bytes.
+        "/v2/keys/closed" => Vec::new(),
+        "/v2/keys/truncated" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a".to_vec(),
+        "/v2/keys/badstatus" => b"HTTP/1.1 abc OK\r\n\r\n".to_vec(),
+        "/v2/keys/badversion" => b"SPDY/9 200 OK\r\n\r\n".to_vec(),
+        "/v2/keys/badheader" => b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n".to_vec(),
+        "/v2/keys/badlength" => b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n".to_vec(),
+        "/v2/keys/badchunk" => {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec()
+        }
         "/v2/keys/redirect" => format!(
             "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}/v2/keys/target\r\n\
              Content-Length: 0\r\n\r\n",
@@ -285,9 +301,15 @@ fn serve_fake_connection(stream: std::net::TcpStream, own_url: &str, publish: bo
             return;
         }
         let target = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+        if target.contains("/reset") {
+            reset(&writer);
+            return;
+        }
+        let closes =
+            target.contains("/closed") || target.contains("/truncated") || target.contains("/bad");
         match fake_response(&target, own_url, publish) {
             Some(reply) => {
-                if writer.write_all(&reply).is_err() {
+                if writer.write_all(&reply).is_err() || closes {
                     return;
                 }
             }
@@ -296,6 +318,25 @@ fn serve_fake_connection(stream: std::net::TcpStream, own_url: &str, publish: bo
                 return;
             }
         }
+    }
+}
+
+/// Closes `stream` with a TCP RST (SO_LINGER 0), as a crashing server would.
+fn reset(stream: &std::net::TcpStream) {
+    use std::os::unix::io::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own, with a correctly sized `linger` value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 
@@ -649,6 +690,12 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "cluster-health"]),
             run(&[ep, "{EP}", "--debug", "cluster-health"]),
         ]),
+        ("cluster-health --forever until interrupted", vec![
+            spawn(&[ep, "{EP}", "cluster-health", "--forever"]),
+            Sleep { millis: 1500 },
+            Interrupt,
+            Expect { text: "next check after 10 second..." },
+        ]),
         ("member command errors", vec![
             run(&[ep, "{EP}", "member", "list", "extra"]),
             run(&[ep, "{EP}", "member", "add", "onlyname"]),
@@ -697,6 +744,13 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&["member"]),
             run(&["member", "list", "--help"]),
             run(&["cluster-health", "-h"]),
+            run(&["help", "help"]),
+            run(&["member", "help"]),
+            run(&["member", "help", "-h"]),
+            run(&["member", "help", "nosuch"]),
+            run(&["role", "help", "grant"]),
+            run(&["--help=false", "--version"]),
+            run(&["get", "--help=false", "--nosuch"]),
         ]),
         ("root is read only", vec![
             run(&[ep, "{EP}", "set", "/", "x"]),
@@ -740,6 +794,17 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&["--no-sync", ep, "{FAKE}", "get", "/status502"]),
             run(&["--no-sync", ep, "{FAKE}", "get", "/garbage"]),
             run(&["--no-sync", ep, "{FAKE}", "get", "/empty"]),
+        ]),
+        ("fake: broken responses", vec![
+            run(&["--no-sync", ep, "{FAKE}", "get", "/closed"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/truncated"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badstatus"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badversion"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badheader"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badlength"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/badchunk"]),
+            run(&["--no-sync", ep, "{FAKE}", "rm", "/closed"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/reset"]),
         ]),
         ("fake: redirects, chunked bodies, header timeout", vec![
             run(&[ep, "{FAKE}", "-o", "extended", "get", "/redirect"]),
@@ -879,8 +944,28 @@ fn relativize_in_order_keys(text: &str, base: u64) -> String {
     out
 }
 
+/// `read tcp 127.0.0.1:40086->…`: the local port is ephemeral.
+fn blank_local_ports(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(arrow) = rest.find("->") {
+        let before = &rest[..arrow];
+        let digits = before.len() - before.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 && before[..before.len() - digits].ends_with(':') {
+            out.push_str(&before[..before.len() - digits]);
+            out.push_str("<port>->");
+        } else {
+            out.push_str(before);
+            out.push_str("->");
+        }
+        rest = &rest[arrow + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn normalize(text: &str, base: u64, urls: &Urls) -> String {
-    let mut text = blank_expirations(text)
+    let mut text = blank_local_ports(&blank_expirations(text))
         .replace(&urls.server, "{EP}")
         .replace(&urls.peer, "{PEER}");
     if !urls.member_id.is_empty() {
@@ -1237,6 +1322,10 @@ fn normalisation_makes_indexes_relative() {
         fake_no_client_urls: "g".into(),
     };
     assert_eq!(expand("--x={I+2} {P} {FAKE}", "/p", &urls, 5), "--x=7 /p f");
+    assert_eq!(
+        blank_local_ports("read tcp 127.0.0.1:40086->127.0.0.1:1: x -> y"),
+        "read tcp 127.0.0.1:<port>->127.0.0.1:1: x -> y"
+    );
 }
 
 /// Sorts the lines of every stdout block, and the entries of `ETCD_INITIAL_CLUSTER`, whose

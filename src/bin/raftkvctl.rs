@@ -28,8 +28,8 @@ mod specs;
 use std::io::Write;
 
 use raftkv::client::args::{
-    command_help, group_help, parse_flags, reorder_args, ArgsError, CommandSpec, FlagKind,
-    FlagSpec, Parsed,
+    command_help, group_help, help_command_help, parse_flags, reorder_args, ArgsError, CommandSpec,
+    FlagKind, FlagSpec, GroupStyle, Parsed,
 };
 use raftkv::client::format::Printed;
 
@@ -72,26 +72,31 @@ fn app_help() -> String {
         "etcdctl",
         "A simple command line client for etcd.",
         "etcdctl [global options] command [command options] [arguments...]",
-        Some(VERSION),
+        VERSION,
         &commands,
         GLOBAL_FLAGS,
-        "GLOBAL OPTIONS",
+        GroupStyle::App,
     )
 }
 
-fn group_screen(group: &Group) -> String {
+fn group_screen(group: &Group, style: GroupStyle) -> String {
     let commands: Vec<(&str, &str)> = group.commands.iter().map(|c| (c.name, c.usage)).collect();
+    let global = if style == GroupStyle::GroupAsApp {
+        " [global options]"
+    } else {
+        ""
+    };
     group_help(
         &format!("etcdctl {}", group.name),
         group.usage,
         &format!(
-            "etcdctl {} command [command options] [arguments...]",
-            group.name
+            "etcdctl {}{} command [command options] [arguments...]",
+            group.name, global
         ),
-        None,
+        VERSION,
         &commands,
         &[],
-        "OPTIONS",
+        style,
     )
 }
 
@@ -124,19 +129,34 @@ fn unsupported(name: &str) -> ! {
     exit(EXIT_BAD_ARGS)
 }
 
+/// A `help` topic that asks for the help command's own help.
+fn is_help_word(topic: &str) -> bool {
+    matches!(topic, "help" | "h" | "-h" | "--help")
+}
+
 fn run_group(group: &Group, globals: Parsed, args: &[String]) {
     let parent = format!("etcdctl {}", group.name);
     let Some(sub) = args.first() else {
-        out(&group_screen(group));
+        out(&group_screen(group, GroupStyle::Group));
         exit(0);
     };
-    if sub == "help" || sub == "h" || sub == "-h" || sub == "--help" {
-        match args
-            .get(1)
-            .and_then(|n| group.commands.iter().find(|c| c.name == n))
-        {
-            Some(spec) => out(&command_help(&parent, spec)),
-            None => out(&group_screen(group)),
+    if sub == "-h" || sub == "--help" {
+        out(&group_screen(group, GroupStyle::Group));
+        exit(0);
+    }
+    if sub == "help" || sub == "h" {
+        match args.get(1) {
+            None => out(&group_screen(group, GroupStyle::GroupAsApp)),
+            Some(topic) if is_help_word(topic) => {
+                out(&help_command_help(&format!("{} help", parent)))
+            }
+            Some(topic) => match group.commands.iter().find(|c| c.name == topic) {
+                Some(spec) => out(&command_help(&parent, spec)),
+                None => {
+                    err(&format!("No help topic for '{}'\n", topic));
+                    exit(3);
+                }
+            },
         }
         exit(0);
     }
@@ -208,6 +228,7 @@ fn main() {
     };
     if name == "help" || name == "h" {
         match rest.get(1) {
+            Some(topic) if is_help_word(topic) => out(&help_command_help("")),
             Some(topic) => match COMMANDS.iter().find(|c| c.name == topic) {
                 Some(spec) => out(&command_help("etcdctl", spec)),
                 None => match GROUPS.iter().find(|g| g.name == topic) {

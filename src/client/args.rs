@@ -199,7 +199,17 @@ pub fn parse_flags(specs: &[FlagSpec], args: &[String]) -> Result<Parsed, ArgsEr
         i += 1;
         let Some(spec) = lookup(specs, name) else {
             if name == "help" || name == "h" {
-                return Err(ArgsError::Help);
+                // urfave/cli registers `--help, -h` as a bool flag: `--help=false` is a no-op.
+                match inline_value.as_deref().map(parse_go_bool) {
+                    None | Some(Some(true)) => return Err(ArgsError::Help),
+                    Some(Some(false)) => continue,
+                    Some(None) => {
+                        return Err(ArgsError::BadBool {
+                            value: inline_value.unwrap_or_default(),
+                            name: name.to_string(),
+                        })
+                    }
+                }
             }
             return Err(ArgsError::NotDefined {
                 name: name.to_string(),
@@ -441,21 +451,34 @@ pub fn command_help(parent: &str, command: &CommandSpec) -> String {
     out
 }
 
-/// urfave/cli v1's help screen for a command group or the whole app.
+/// Which urfave/cli v1 template renders a group screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStyle {
+    /// `etcdctl --help`: VERSION section, `--version` row, no trailing line.
+    App,
+    /// `etcdctl member` or `etcdctl member --help`: `OPTIONS:` and an indented empty line.
+    Group,
+    /// `etcdctl member help`: the sub-app rendered with the app template (VERSION section,
+    /// `GLOBAL OPTIONS:` with only `--help`).
+    GroupAsApp,
+}
+
+/// urfave/cli v1's help screen for a command group or the whole app. `usage_line` is the
+/// text under USAGE, `version` the VERSION text (ignored by [`GroupStyle::Group`]).
 pub fn group_help(
     name: &str,
     usage: &str,
     usage_line: &str,
-    version: Option<&str>,
+    version: &str,
     commands: &[(&str, &str)],
     flags: &[FlagSpec],
-    options_title: &str,
+    style: GroupStyle,
 ) -> String {
     let mut out = format!(
         "NAME:\n   {} - {}\n\nUSAGE:\n   {}\n",
         name, usage, usage_line
     );
-    if let Some(version) = version {
+    if style != GroupStyle::Group {
         out.push_str(&format!("\nVERSION:\n   {}\n", version));
     }
     out.push_str("\nCOMMANDS:\n");
@@ -464,18 +487,33 @@ pub fn group_help(
         .map(|(name, usage)| (name.to_string(), usage.to_string()))
         .collect();
     out.push_str(&aligned(&rows));
-    out.push_str(&format!("\n{}:\n", options_title));
+    let title = if style == GroupStyle::Group {
+        "OPTIONS"
+    } else {
+        "GLOBAL OPTIONS"
+    };
+    out.push_str(&format!("\n{}:\n", title));
     let mut rows: Vec<(String, String)> = flags.iter().map(flag_column).collect();
     rows.push(("--help, -h".to_string(), "show help".to_string()));
-    if version.is_some() {
+    if style == GroupStyle::App {
         rows.push(("--version, -v".to_string(), "print the version".to_string()));
     }
     out.push_str(&aligned(&rows));
-    if version.is_none() {
-        // Sub-command groups end with an indented empty line; the app screen does not.
+    if style == GroupStyle::Group {
         out.push_str("   \n");
     }
     out
+}
+
+/// The help screen of the `help` command itself (`etcdctl help help`, `etcdctl member help
+/// -h`). urfave/cli leaves the top-level help command's name empty, so `help_name` is `""`
+/// there and `etcdctl member help` inside a group.
+pub fn help_command_help(help_name: &str) -> String {
+    format!(
+        "NAME:\n   {0} - Shows a list of commands or help for one command\n\nUSAGE:\n   {0} \
+         [command]\n",
+        help_name
+    )
 }
 
 #[cfg(test)]

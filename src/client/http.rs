@@ -37,12 +37,24 @@ pub enum HttpError {
     Connect { addr: String, reason: String },
     /// A deadline passed; `phase` says which (`dial`, `headers`, `body`).
     Timeout { phase: &'static str, addr: String },
-    /// A read or write on an open connection failed.
-    Io { addr: String, reason: String },
+    /// A read or write (`op`) on an open connection failed; `addr` is `local->peer`.
+    Io {
+        op: &'static str,
+        addr: String,
+        reason: String,
+    },
+    /// The connection closed before the first byte of a response (Go: `EOF`).
+    ClosedBeforeResponse,
     /// The connection closed before the response was complete.
     UnexpectedEof { expected: &'static str },
-    /// The status line is not `HTTP/1.x NNN reason`.
+    /// The status line has no space.
+    MalformedResponse { found: String },
+    /// The status code is not three digits.
     MalformedStatusLine { found: String },
+    /// The version is not `HTTP/1.0` or `HTTP/1.1`.
+    MalformedVersion { found: String },
+    /// A header line without a colon.
+    MissingColon { found: String },
     /// A header line has no colon or is not valid text.
     MalformedHeader { found: String },
     /// A line was longer than 64 KiB, or there were too many headers.
@@ -85,34 +97,38 @@ impl fmt::Display for HttpError {
             } => {
                 write!(f, "dial tcp {}: i/o timeout", addr)
             }
-            HttpError::Timeout { phase, addr } => {
-                write!(f, "read tcp {}: i/o timeout (waiting for {})", addr, phase)
+            HttpError::Timeout { addr, .. } => write!(f, "read tcp {}: i/o timeout", addr),
+            HttpError::Io { op, addr, reason } => {
+                write!(f, "{0} tcp {1}: {0}: {2}", op, addr, reason)
             }
-            HttpError::Io { addr, reason } => write!(f, "read tcp {}: {}", addr, reason),
-            HttpError::UnexpectedEof { expected } => {
-                write!(f, "unexpected EOF (expected {})", expected)
+            HttpError::ClosedBeforeResponse => write!(f, "EOF"),
+            HttpError::UnexpectedEof { .. } => write!(f, "unexpected EOF"),
+            HttpError::MalformedResponse { found } => {
+                write!(f, "{}malformed HTTP response {:?}", BROKEN, found)
             }
             HttpError::MalformedStatusLine { found } => {
-                write!(f, "malformed HTTP status code {:?}", found)
+                write!(f, "{}malformed HTTP status code {:?}", BROKEN, found)
+            }
+            HttpError::MalformedVersion { found } => {
+                write!(f, "{}malformed HTTP version {:?}", BROKEN, found)
+            }
+            HttpError::MissingColon { found } => {
+                write!(
+                    f,
+                    "{}malformed MIME header: missing colon: {:?}",
+                    BROKEN, found
+                )
             }
             HttpError::MalformedHeader { found } => {
-                write!(f, "malformed MIME header line: {}", found)
+                write!(f, "{}malformed MIME header line: {}", BROKEN, found)
             }
             HttpError::TooLarge { what, limit } => {
                 write!(f, "{} larger than {} bytes", what, limit)
             }
-            HttpError::BadChunkSize { found } => {
-                write!(f, "invalid byte in chunk length: {:?}", found)
-            }
-            HttpError::BadChunkTerminator { found } => {
-                write!(
-                    f,
-                    "malformed chunked encoding: expected CRLF, found {:?}",
-                    found
-                )
-            }
+            HttpError::BadChunkSize { .. } => write!(f, "invalid byte in chunk length"),
+            HttpError::BadChunkTerminator { .. } => write!(f, "malformed chunked encoding"),
             HttpError::BadContentLength { found } => {
-                write!(f, "bad Content-Length {:?}", found)
+                write!(f, "{}bad Content-Length {:?}", BROKEN, found)
             }
             HttpError::MissingLocation => write!(f, "location header not set"),
             HttpError::BadLocation { found } => {
@@ -122,6 +138,9 @@ impl fmt::Display for HttpError {
         }
     }
 }
+
+/// Go's prefix for errors in a response head.
+const BROKEN: &str = "net/http: HTTP/1.x transport connection broken: ";
 
 impl std::error::Error for HttpError {}
 
@@ -171,7 +190,7 @@ pub struct Deadlines {
 #[derive(Debug)]
 pub struct DeadlineStream {
     stream: TcpStream,
-    /// The peer, for error texts.
+    /// `local->peer`, for error texts.
     addr: String,
     deadline: Option<Instant>,
     phase: &'static str,
@@ -210,6 +229,7 @@ impl DeadlineStream {
                 expected: self.phase,
             },
             _ => HttpError::Io {
+                op: "read",
                 addr: self.addr.clone(),
                 reason: go_error_text(&error),
             },
@@ -364,7 +384,9 @@ impl HttpClient {
             // all comes back, retry once on a fresh connection.
             match self.exchange(stream, request, &head, &authority, deadlines) {
                 Ok(response) => return Ok(response),
-                Err(HttpError::UnexpectedEof { .. }) | Err(HttpError::Io { .. }) => {}
+                Err(HttpError::ClosedBeforeResponse)
+                | Err(HttpError::UnexpectedEof { .. })
+                | Err(HttpError::Io { .. }) => {}
                 Err(other) => return Err(other),
             }
         }
@@ -425,11 +447,16 @@ impl HttpClient {
         authority: &str,
         deadlines: Deadlines,
     ) -> Result<StreamingResponse, HttpError> {
-        let addr = stream
+        let peer = stream
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| authority.to_string());
+        let addr = match stream.local_addr() {
+            Ok(local) => format!("{}->{}", local, peer),
+            Err(_) => peer,
+        };
         let write_error = |e: io::Error| HttpError::Io {
+            op: "write",
             addr: addr.clone(),
             reason: go_error_text(&e),
         };

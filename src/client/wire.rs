@@ -281,6 +281,7 @@ pub fn decode_response_bytes(method: &str, bytes: &[u8]) -> Result<Response, Htt
                 expected: "response",
             },
             _ => HttpError::Io {
+                op: "read",
                 addr: "memory".to_string(),
                 reason: error.to_string(),
             },
@@ -314,25 +315,37 @@ pub(super) struct Head {
 }
 
 pub(super) fn read_head<R: BufRead>(reader: &mut R) -> io::Result<Head> {
+    if reader.fill_buf()?.is_empty() {
+        return Err(framing_error(HttpError::ClosedBeforeResponse));
+    }
     // Skip 1xx interim responses (100 Continue).
     loop {
         let line = read_limited_line(reader, "status line")?;
         let text = String::from_utf8_lossy(&line).to_string();
+        // Checked in Go's order: a space, a three-digit code, then the version.
+        let Some((version, status_text)) = text.split_once(' ') else {
+            return Err(framing_error(HttpError::MalformedResponse {
+                found: text.clone(),
+            }));
+        };
+        let (code, reason) = status_text.split_once(' ').unwrap_or((status_text, ""));
+        let reason = reason.to_string();
         let malformed = || {
             framing_error(HttpError::MalformedStatusLine {
-                found: text.clone(),
+                found: code.to_string(),
             })
         };
-        let mut parts = text.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        let code = parts.next().unwrap_or("");
-        let reason = parts.next().unwrap_or("").to_string();
-        if !version.starts_with("HTTP/1.") || code.len() != 3 {
+        if code.len() != 3 {
             return Err(malformed());
         }
         let status: u16 = code.parse().map_err(|_| malformed())?;
         if !(100..=999).contains(&status) {
             return Err(malformed());
+        }
+        if !matches!(version, "HTTP/1.0" | "HTTP/1.1") {
+            return Err(framing_error(HttpError::MalformedVersion {
+                found: version.to_string(),
+            }));
         }
         let mut headers = Vec::new();
         loop {
@@ -352,7 +365,7 @@ pub(super) fn read_head<R: BufRead>(reader: &mut R) -> io::Result<Head> {
                 })
             })?;
             let Some((name, value)) = text.split_once(':') else {
-                return Err(framing_error(HttpError::MalformedHeader { found: text }));
+                return Err(framing_error(HttpError::MissingColon { found: text }));
             };
             if name.is_empty() || name.contains([' ', '\t']) {
                 return Err(framing_error(HttpError::MalformedHeader {
@@ -566,7 +579,7 @@ mod tests {
         );
         assert_eq!(
             decode_response_bytes("GET", b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n"),
-            Err(HttpError::MalformedHeader {
+            Err(HttpError::MissingColon {
                 found: "bad header".into()
             })
         );
