@@ -51,14 +51,17 @@ check() {
     local dir="$work/$runs"
     mkdir -p "$dir"
     cp "$here/$model" "$dir/"
-    local started ended seconds output verdict status
+    local started ended seconds output verdict status cpu_seconds="-"
     started=$(date +%s.%N)
     if ! (cd "$dir" && spin -a "$@" "$model" >spin.log 2>&1 &&
           gcc $PAN_CFLAGS $pan_flags -o pan pan.c >gcc.log 2>&1); then
         verdict="did not build: $(head -c 300 "$dir"/spin.log "$dir"/gcc.log 2>/dev/null)"
         status=UNEXPECTED
     else
-        (cd "$dir" && ./pan -m$PAN_DEPTH >pan.out 2>&1)
+        # CPU seconds of the search alone (wall time depends on what else the machine runs)
+        local TIMEFORMAT=%U
+        { time (cd "$dir" && ./pan -m$PAN_DEPTH >pan.out 2>&1); } 2>"$dir/cpu"
+        cpu_seconds=$(cat "$dir/cpu")
         output="$dir/pan.out"
         local errors states violated
         errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$output" | head -1)
@@ -105,7 +108,8 @@ check() {
         fi
     fi
     local line
-    line=$(printf '%-10s %-44s %6ss  %s' "$status" "$name" "$seconds" "$verdict")
+    line=$(printf '%-10s %-42s %6ss %6ss  %s' "$status" "$name" "$seconds" "$cpu_seconds" \
+        "$verdict")
     echo "$line"
     summary="$summary$line"$'\n'
 }
@@ -115,6 +119,7 @@ if [ "$mode" = full ]; then
 else
     election_terms=4; log_terms=3; crash_terms=2
 fi
+echo "columns: verdict, run, wall seconds (spin + gcc + pan), CPU seconds of pan, outcome"
 echo "raft-spec: $mode bounds (election terms <= $election_terms, log terms <= $log_terms," \
      "log terms with crashes <= $crash_terms, logs <= 2 entries, 3 servers)"
 
