@@ -252,6 +252,11 @@ pub enum CheckOutcome {
     },
 }
 
+/// A step budget far above what the 2,000-operation, 8-client histories of
+/// `tests/lincheck_cases.rs` need (they check in milliseconds), which still stops a
+/// pathological search after seconds rather than hours.
+pub const DEFAULT_MAX_SEARCH_STEPS: u64 = 10_000_000;
+
 /// Checks `history` for linearizability against a sequential map, spending at most
 /// `max_search_steps` search steps over all keys.
 pub fn check_kv_history(
