@@ -31,7 +31,7 @@
 #ifndef MAXTERM
 #define MAXTERM 5
 #endif
-#define NONE 255
+#define NONE 255        /* printed as 255 in traces */
 #define FOLLOWER 0
 #define CANDIDATE 1
 #define LEADER 2
@@ -124,6 +124,7 @@ end:
         role[s] = CANDIDATE;
         PERSIST(s);
         requested[IDX(term[s], s)] = true;
+        printf("MSC: S%d campaigns in term %d\n", s, term[s]);
         s = 0;
         gc_network()
     }
@@ -148,6 +149,7 @@ end:
             skip
 #endif
         fi;
+        printf("MSC: S%d receives RequestVote(term %d) from S%d: term %d, voted for %d\n", s, t, c, term[s], voted[s]);
         s = 0; c = 0; t = 0;
         gc_network()
     }
@@ -160,12 +162,13 @@ end:
         :: else -> skip
         fi;
         leaders[term[s]] = leaders[term[s]] | (1 << s);
+        printf("MSC: S%d becomes leader of term %d\n", s, term[s]);
         s = 0;
         assert(election_safety)
     }
 #ifdef BUG_REPLY_BEFORE_PERSIST
     /* the late fsync of the broken variant */
-    :: atomic { if ONE_SERVER(UNPERSISTED) fi; PERSIST(s); s = 0; gc_network() }
+    :: atomic { if ONE_SERVER(UNPERSISTED) fi; PERSIST(s); printf("MSC: S%d persists\n", s); s = 0; gc_network() }
 #endif
     /* crash and restart: keep only what was persisted */
     :: atomic {
@@ -173,6 +176,7 @@ end:
         term[s] = dterm[s];
         voted[s] = dvoted[s];
         role[s] = FOLLOWER;
+        printf("MSC: S%d crashes and restarts: term %d, voted for %d\n", s, term[s], voted[s]);
         s = 0;
         gc_network()
     }

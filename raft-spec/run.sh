@@ -8,6 +8,8 @@
 #            loaded 2-core machine)
 #   --quick  smaller bounds for the correct models (used by `cargo test`; about 20 s of CPU);
 #            the broken variants run at the same bounds in both modes
+# RAFT_SPEC_SHOW_TRAILS=1 also prints the counterexample of every broken variant (it is always
+# printed for an unexpected violation).
 # Exit status: 0 when every verdict is the expected one, 1 otherwise, 2 when spin or a C
 # compiler is missing.
 set -u
@@ -107,6 +109,12 @@ check() {
             cat "$dir/pan.out"
             echo "----"
         fi
+    fi
+    # the counterexample, step by step (the models print "MSC:" lines in replay only)
+    if [ -f "$dir/$model.trail" ] && { [ "$status" != ok ] || [ -n "${RAFT_SPEC_SHOW_TRAILS:-}" ]; }; then
+        echo "---- counterexample for $name ----"
+        (cd "$dir" && spin -t "$@" "$model" 2>&1 | grep -E "MSC:|assertion" | sed 's/^ *MSC: /  /')
+        echo "----"
     fi
     local line
     line=$(printf '%-10s %-42s %6ss %6ss  %s' "$status" "$name" "$seconds" "$cpu_seconds" \
