@@ -20,7 +20,7 @@
 //!    means that operation should already have been linearized: the search backtracks (pops the
 //!    last choice, *unlifts* its entries and tries the next call after it). An empty list means
 //!    every operation found its instant; backtracking past an empty stack means none exists.
-//! 4. A cache of (set of linearized operations, model state) pairs prunes every search state
+//! 4. A memo of (set of linearized operations, model state) pairs prunes every search state
 //!    that was already explored through another order.
 //!
 //! # Unknown outcomes
@@ -36,7 +36,7 @@
 //! bounded by a step budget (one step = one visit of a list entry, summed over all keys); when it
 //! runs out the answer is [`CheckOutcome::Unknown`], never a hang.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What a client asked for.
@@ -557,7 +557,9 @@ impl KeySearch {
     fn run(&mut self, max_steps: u64) -> KeyVerdict {
         let words = self.ops.len().div_ceil(64);
         let mut linearized = vec![0u64; words];
-        let mut seen: BTreeSet<(Vec<u64>, ValueId)> = BTreeSet::new();
+        // The memo: for each set of linearized ops, the model states already explored with it.
+        // Looked up by slice, so a repeated search state costs no allocation.
+        let mut seen: BTreeMap<Vec<u64>, Vec<ValueId>> = BTreeMap::new();
         // (call node, state before it)
         let mut stack: Vec<(usize, ValueId)> = Vec::new();
         let mut state = ABSENT;
@@ -573,7 +575,18 @@ impl KeySearch {
             if entry.is_call {
                 if let Some(next_state) = self.ops[entry.op].step(state) {
                     linearized[word] |= bit;
-                    if seen.insert((linearized.clone(), next_state)) {
+                    let unexplored = match seen.get_mut(linearized.as_slice()) {
+                        Some(states) if states.contains(&next_state) => false,
+                        Some(states) => {
+                            states.push(next_state);
+                            true
+                        }
+                        None => {
+                            seen.insert(linearized.clone(), vec![next_state]);
+                            true
+                        }
+                    };
+                    if unexplored {
                         stack.push((cursor, state));
                         state = next_state;
                         self.lift(cursor);
