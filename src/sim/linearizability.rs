@@ -202,6 +202,7 @@ pub struct Violation {
     /// The key whose operations admit no linearization.
     pub key: String,
     /// History indexes of the longest linearizable prefix found, in linearization order.
+    /// Invariant: every index names an operation on `key`.
     pub longest_prefix: Vec<usize>,
     /// The key's value after that prefix (`None`: absent).
     pub value_after_prefix: Option<String>,
@@ -409,6 +410,8 @@ struct Entry {
     /// Local op index (into `KeySearch::ops`).
     op: usize,
     /// For a call: the node of its return; for a return: the node of its call.
+    /// Invariant: `entries[partner].partner` is this node, and a call's node precedes its
+    /// return's node in time order.
     partner: usize,
 }
 
