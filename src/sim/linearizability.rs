@@ -507,6 +507,11 @@ impl KeySearch {
                 call_node[local] = node;
             } else {
                 let call = call_node[local];
+                assert!(
+                    call != NIL,
+                    "op {} returns before its call in the timeline",
+                    op_indexes[local]
+                );
                 entries[node].partner = call;
                 entries[call].partner = node;
             }
