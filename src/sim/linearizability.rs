@@ -31,10 +31,16 @@
 //! an unknown outcome constrains nothing and is dropped.
 //!
 //! # Determinism and bounds
-//! No hashing: partitions, the value interning table and the cache are `BTreeMap`/`BTreeSet`,
-//! so the same history gives the same result and the same explanation every time. The search is
-//! bounded by a step budget (one step = one visit of a list entry, summed over all keys); when it
-//! runs out the answer is [`CheckOutcome::Unknown`], never a hang.
+//! No hashing: partitions, the value interning table and the memo are `BTreeMap`s, so the same
+//! history gives the same result and the same explanation every time. The search is bounded by
+//! a step budget (one step = one visit of a list entry, summed over all keys); when it runs out
+//! the answer is [`CheckOutcome::Unknown`], never a hang.
+//!
+//! # Use
+//! Record a `Vec<KvOperation>`, call [`check_kv_history`] (with [`DEFAULT_MAX_SEARCH_STEPS`]
+//! unless you know better), and on [`CheckOutcome::NotLinearizable`] print
+//! [`Violation::describe`]: the key, the longest linearizable prefix found and the operation
+//! that could not follow it.
 
 use std::collections::BTreeMap;
 use std::fmt;
