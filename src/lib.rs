@@ -5,6 +5,7 @@
 //! clock meet. [`api`] parses HTTP requests into store commands and renders etcd's JSON.
 
 pub mod api;
+pub mod bench;
 pub mod client;
 pub mod node;
 pub mod raft;

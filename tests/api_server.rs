@@ -1,0 +1,245 @@
+//! The client API served in-process: bounds (workers, parked watches, body size), parked and
+//! streamed watches, TTL expiry through the Sync ticker, routing rules (OPTIONS, 301, HEAD,
+//! CORS), and that malformed requests never take the server down.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn parked_watches_hold_no_worker_and_all_fire() {
+    let server = start(&["--max-client-workers", "2"]);
+    let mut watchers = Vec::new();
+    for _ in 0..20 {
+        let (status, head, reader) = open_watch(server.addr, "/v2/keys/w/k?wait=true");
+        assert_eq!(status, 200);
+        assert!(
+            head.contains("X-Etcd-Index: 3"),
+            "head sent at registration: {head}"
+        );
+        watchers.push(reader);
+    }
+    // Two workers, twenty parked watches: a write must still be served.
+    let reply = put(server.addr, "/v2/keys/w/k", "value=v1");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    for mut reader in watchers {
+        let event = read_chunk(&mut reader).expect("one event");
+        assert!(
+            event.starts_with("{\"action\":\"set\",\"node\":{\"key\":\"/w/k\",\"value\":\"v1\""),
+            "{event}"
+        );
+        assert_eq!(
+            read_chunk(&mut reader),
+            None,
+            "one-shot watch ends after its event"
+        );
+    }
+}
+
+#[test]
+fn parked_watch_limit_is_a_clear_error() {
+    let server = start(&["--max-parked-watches", "3"]);
+    let _held: Vec<_> = (0..3)
+        .map(|_| open_watch(server.addr, "/v2/keys/a?wait=true"))
+        .collect();
+    let reply = get(server.addr, "/v2/keys/a?wait=true");
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.contains("\"errorCode\":300")
+            && reply.body.contains("too many parked watches (limit 3)"),
+        "{}",
+        reply.body
+    );
+}
+
+#[test]
+fn stream_watch_delivers_every_event_as_its_own_chunk() {
+    let server = start(&[]);
+    let (status, _, mut reader) = open_watch(
+        server.addr,
+        "/v2/keys/s?wait=true&recursive=true&stream=true",
+    );
+    assert_eq!(status, 200);
+    for n in 0..5 {
+        assert_eq!(
+            put(server.addr, &format!("/v2/keys/s/k{n}"), "value=x").status,
+            201
+        );
+    }
+    for n in 0..5 {
+        let event = read_chunk(&mut reader).expect("a streamed event");
+        assert!(
+            event.contains(&format!("\"key\":\"/s/k{n}\"")),
+            "event {n}: {event}"
+        );
+        assert!(event.ends_with("}\n"));
+    }
+}
+
+#[test]
+fn ttl_keys_expire_through_the_sync_ticker_and_watchers_see_it() {
+    let server = start(&[]);
+    assert_eq!(
+        put(server.addr, "/v2/keys/ttl/k", "value=v&ttl=1").status,
+        201
+    );
+    let (_, _, mut reader) = open_watch(server.addr, "/v2/keys/ttl/k?wait=true");
+    let event = read_chunk(&mut reader).expect("an expire event");
+    assert!(
+        event.starts_with("{\"action\":\"expire\",\"node\":{\"key\":\"/ttl/k\""),
+        "{event}"
+    );
+    let reply = get(server.addr, "/v2/keys/ttl/k");
+    assert_eq!(reply.status, 404, "{}", reply.body);
+}
+
+#[test]
+fn oversized_form_bodies_are_refused_with_210() {
+    let server = start(&["--max-request-bytes", "1000"]);
+    let value = "v".repeat(2000);
+    let reply = put(server.addr, "/v2/keys/big", &format!("value={value}"));
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.body.contains("\"errorCode\":210") && reply.body.contains("http: POST too large"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(put(server.addr, "/v2/keys/small", "value=ok").status, 201);
+}
+
+#[test]
+fn options_redirects_head_and_cors_follow_etcd() {
+    let server = start(&[]);
+    let reply = request(
+        server.addr,
+        "OPTIONS /anything HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((reply.status, reply.body.as_str()), (200, ""));
+    assert_eq!(
+        reply.header("Access-Control-Allow-Origin").as_deref(),
+        Some("*")
+    );
+
+    let reply = get(server.addr, "/v2/keys//a/./b?x=1");
+    assert_eq!(reply.status, 301);
+    assert_eq!(
+        reply.header("Location").as_deref(),
+        Some("/v2/keys/a/b?x=1")
+    );
+
+    put(server.addr, "/v2/keys/h", "value=hello");
+    let full = get(server.addr, "/v2/keys/h");
+    let head = request(
+        server.addr,
+        "HEAD /v2/keys/h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(full.body.len().to_string())
+    );
+
+    let restricted = start(&["--cors", "http://good.example:80"]);
+    let allowed = request(restricted.addr, "GET /version HTTP/1.1\r\nHost: t\r\nOrigin: http://good.example:80\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        allowed.header("Access-Control-Allow-Origin").as_deref(),
+        Some("http://good.example:80")
+    );
+    let denied = request(restricted.addr, "GET /version HTTP/1.1\r\nHost: t\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n");
+    assert_eq!(denied.header("Access-Control-Allow-Origin"), None);
+}
+
+#[test]
+fn quorum_reads_see_every_acknowledged_write_and_consume_no_etcd_index() {
+    let server = start(&[]);
+    let raft = |r: &Reply| r.header("X-Raft-Index").unwrap().parse::<u64>().unwrap();
+    let mut last_raft_index = 0;
+    for n in 0..20 {
+        assert_eq!(
+            put(server.addr, "/v2/keys/q", &format!("value=v{n}")).status,
+            if n == 0 { 201 } else { 200 }
+        );
+        let read = get(server.addr, "/v2/keys/q?quorum=true");
+        assert!(
+            read.body.contains(&format!("\"value\":\"v{n}\"")),
+            "stale quorum read: {}",
+            read.body
+        );
+        assert!(raft(&read) >= last_raft_index, "raft index went back");
+        last_raft_index = raft(&read);
+        let again = get(server.addr, "/v2/keys/q?quorum=true");
+        assert_eq!(
+            read.header("X-Etcd-Index"),
+            again.header("X-Etcd-Index"),
+            "a quorum read consumed an etcd index"
+        );
+    }
+}
+
+#[test]
+fn malformed_requests_never_take_the_server_down() {
+    let server = start(&["--max-client-workers", "2"]);
+    let garbage: [&[u8]; 6] = [
+        b"\x00\x01\x02\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET /v2/keys/%zz HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"PUT /v2/keys/x HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"BREW /v2/keys/x HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /v2/keys/\xff\xfe HTTP/1.1\r\nHost: t\r\n\r\n",
+    ];
+    for bytes in garbage {
+        let mut stream = connect(server.addr);
+        let _ = stream.write_all(bytes);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = get(server.addr, "/version");
+        if reply.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server unhealthy after garbage");
+    }
+    let reply = request(
+        server.addr,
+        "BREW /v2/keys/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(reply.status, 405);
+    assert_eq!(
+        reply.header("Allow").as_deref(),
+        Some("HEAD,GET,PUT,POST,DELETE")
+    );
+}
+
+/// Regression (diff scenario stats-store-watchers-count-freed-on-close): a parked watch whose
+/// client went away stayed registered until an event fired, so abandoned watches piled up
+/// toward the limit.
+#[test]
+fn a_parked_watch_whose_client_disconnects_is_unregistered() {
+    let server = start(&[]);
+    let watchers = |server: &Server| -> u64 {
+        let stats = get(server.addr, "/v2/stats/store");
+        let json: serde_json::Value = serde_json::from_str(&stats.body).unwrap();
+        json["watchers"].as_u64().unwrap()
+    };
+    assert_eq!(watchers(&server), 0);
+    let (status, _, reader) = open_watch(server.addr, "/v2/keys/gone?wait=true");
+    assert_eq!(status, 200);
+    let (_, _, stream_reader) = open_watch(server.addr, "/v2/keys/gone2?wait=true&stream=true");
+    assert_eq!(watchers(&server), 2);
+    drop(reader);
+    drop(stream_reader);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while watchers(&server) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "watchers of closed connections were never unregistered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
