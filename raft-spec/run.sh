@@ -4,9 +4,12 @@
 # violation it was built to show (so the models demonstrably check something).
 #
 # usage: raft-spec/run.sh [--quick]
-#   default  the bounds stated in README.md (about 3 minutes on a 2-core machine)
-#   --quick  smaller bounds for the correct models (used by `cargo test`; about 30 s);
+#   default  the bounds stated in README.md (about 70 s of CPU; minutes of wall time on a
+#            loaded 2-core machine)
+#   --quick  smaller bounds for the correct models (used by `cargo test`; about 20 s of CPU);
 #            the broken variants run at the same bounds in both modes
+# RAFT_SPEC_SHOW_TRAILS=1 also prints the counterexample of every broken variant (it is always
+# printed for an unexpected violation).
 # Exit status: 0 when every verdict is the expected one, 1 otherwise, 2 when spin or a C
 # compiler is missing.
 set -u
@@ -51,14 +54,17 @@ check() {
     local dir="$work/$runs"
     mkdir -p "$dir"
     cp "$here/$model" "$dir/"
-    local started ended seconds output verdict status
+    local started ended seconds output verdict status cpu_seconds="-"
     started=$(date +%s.%N)
     if ! (cd "$dir" && spin -a "$@" "$model" >spin.log 2>&1 &&
           gcc $PAN_CFLAGS $pan_flags -o pan pan.c >gcc.log 2>&1); then
         verdict="did not build: $(head -c 300 "$dir"/spin.log "$dir"/gcc.log 2>/dev/null)"
         status=UNEXPECTED
     else
-        (cd "$dir" && ./pan -m$PAN_DEPTH >pan.out 2>&1)
+        # CPU seconds of the search alone (wall time depends on what else the machine runs)
+        local TIMEFORMAT=%U
+        { time (cd "$dir" && ./pan -m$PAN_DEPTH >pan.out 2>&1); } 2>"$dir/cpu"
+        cpu_seconds=$(cat "$dir/cpu")
         output="$dir/pan.out"
         local errors states violated
         errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$output" | head -1)
@@ -104,8 +110,15 @@ check() {
             echo "----"
         fi
     fi
+    # the counterexample, step by step (the models print "MSC:" lines in replay only)
+    if [ -f "$dir/$model.trail" ] && { [ "$status" != ok ] || [ -n "${RAFT_SPEC_SHOW_TRAILS:-}" ]; }; then
+        echo "---- counterexample for $name ----"
+        (cd "$dir" && spin -t "$@" "$model" 2>&1 | grep -E "MSC:|assertion" | sed 's/^ *MSC: /  /')
+        echo "----"
+    fi
     local line
-    line=$(printf '%-10s %-44s %6ss  %s' "$status" "$name" "$seconds" "$verdict")
+    line=$(printf '%-10s %-42s %6ss %6ss  %s' "$status" "$name" "$seconds" "$cpu_seconds" \
+        "$verdict")
     echo "$line"
     summary="$summary$line"$'\n'
 }
@@ -114,7 +127,10 @@ if [ "$mode" = full ]; then
     election_terms=5; log_terms=4; crash_terms=3
 else
     election_terms=4; log_terms=3; crash_terms=2
+    # the quick searches are small: compiling pan.c with -O2 would cost more than it saves
+    EXHAUSTIVE="-O0"
 fi
+echo "columns: verdict, run, wall seconds (spin + gcc + pan), CPU seconds of pan, outcome"
 echo "raft-spec: $mode bounds (election terms <= $election_terms, log terms <= $log_terms," \
      "log terms with crashes <= $crash_terms, logs <= 2 entries, 3 servers)"
 

@@ -1,6 +1,6 @@
 //! Runs the Promela models of raft-spec/ through `raft-spec/run.sh`: every correct model must
 //! verify exhaustively and every deliberately broken variant must be caught by spin.
-//! `cargo test` uses `--quick` (smaller bounds for the correct models, about 30 s);
+//! `cargo test` uses `--quick` (smaller bounds for the correct models, about 20 s of CPU);
 //! RAFT_SPEC_FULL=1 runs the bounds stated in raft-spec/README.md (a few minutes).
 //! Skipped with a notice when spin or gcc is not installed.
 

@@ -20,7 +20,7 @@
 //!    means that operation should already have been linearized: the search backtracks (pops the
 //!    last choice, *unlifts* its entries and tries the next call after it). An empty list means
 //!    every operation found its instant; backtracking past an empty stack means none exists.
-//! 4. A cache of (set of linearized operations, model state) pairs prunes every search state
+//! 4. A memo of (set of linearized operations, model state) pairs prunes every search state
 //!    that was already explored through another order.
 //!
 //! # Unknown outcomes
@@ -31,12 +31,18 @@
 //! an unknown outcome constrains nothing and is dropped.
 //!
 //! # Determinism and bounds
-//! No hashing: partitions, the value interning table and the cache are `BTreeMap`/`BTreeSet`,
-//! so the same history gives the same result and the same explanation every time. The search is
-//! bounded by a step budget (one step = one visit of a list entry, summed over all keys); when it
-//! runs out the answer is [`CheckOutcome::Unknown`], never a hang.
+//! No hashing: partitions, the value interning table and the memo are `BTreeMap`s, so the same
+//! history gives the same result and the same explanation every time. The search is bounded by
+//! a step budget (one step = one visit of a list entry, summed over all keys); when it runs out
+//! the answer is [`CheckOutcome::Unknown`], never a hang.
+//!
+//! # Use
+//! Record a `Vec<KvOperation>`, call [`check_kv_history`] (with [`DEFAULT_MAX_SEARCH_STEPS`]
+//! unless you know better), and on [`CheckOutcome::NotLinearizable`] print
+//! [`Violation::describe`]: the key, the longest linearizable prefix found and the operation
+//! that could not follow it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What a client asked for.
@@ -202,6 +208,7 @@ pub struct Violation {
     /// The key whose operations admit no linearization.
     pub key: String,
     /// History indexes of the longest linearizable prefix found, in linearization order.
+    /// Invariant: every index names an operation on `key`.
     pub longest_prefix: Vec<usize>,
     /// The key's value after that prefix (`None`: absent).
     pub value_after_prefix: Option<String>,
@@ -251,6 +258,11 @@ pub enum CheckOutcome {
         steps_used: u64,
     },
 }
+
+/// A step budget far above what the 2,000-operation, 8-client histories of
+/// `tests/lincheck_cases.rs` need (they check in milliseconds), which still stops a
+/// pathological search after seconds rather than hours.
+pub const DEFAULT_MAX_SEARCH_STEPS: u64 = 10_000_000;
 
 /// Checks `history` for linearizability against a sequential map, spending at most
 /// `max_search_steps` search steps over all keys.
@@ -404,6 +416,8 @@ struct Entry {
     /// Local op index (into `KeySearch::ops`).
     op: usize,
     /// For a call: the node of its return; for a return: the node of its call.
+    /// Invariant: `entries[partner].partner` is this node, and a call's node precedes its
+    /// return's node in time order.
     partner: usize,
 }
 
@@ -499,6 +513,11 @@ impl KeySearch {
                 call_node[local] = node;
             } else {
                 let call = call_node[local];
+                assert!(
+                    call != NIL,
+                    "op {} returns before its call in the timeline",
+                    op_indexes[local]
+                );
                 entries[node].partner = call;
                 entries[call].partner = node;
             }
@@ -552,7 +571,9 @@ impl KeySearch {
     fn run(&mut self, max_steps: u64) -> KeyVerdict {
         let words = self.ops.len().div_ceil(64);
         let mut linearized = vec![0u64; words];
-        let mut seen: BTreeSet<(Vec<u64>, ValueId)> = BTreeSet::new();
+        // The memo: for each set of linearized ops, the model states already explored with it.
+        // Looked up by slice, so a repeated search state costs no allocation.
+        let mut seen: BTreeMap<Vec<u64>, Vec<ValueId>> = BTreeMap::new();
         // (call node, state before it)
         let mut stack: Vec<(usize, ValueId)> = Vec::new();
         let mut state = ABSENT;
@@ -568,7 +589,18 @@ impl KeySearch {
             if entry.is_call {
                 if let Some(next_state) = self.ops[entry.op].step(state) {
                     linearized[word] |= bit;
-                    if seen.insert((linearized.clone(), next_state)) {
+                    let unexplored = match seen.get_mut(linearized.as_slice()) {
+                        Some(states) if states.contains(&next_state) => false,
+                        Some(states) => {
+                            states.push(next_state);
+                            true
+                        }
+                        None => {
+                            seen.insert(linearized.clone(), vec![next_state]);
+                            true
+                        }
+                    };
+                    if unexplored {
                         stack.push((cursor, state));
                         state = next_state;
                         self.lift(cursor);
