@@ -76,6 +76,9 @@ impl FaultReport {
 
 /// How long a fault is held after it was injected (or after the write probe succeeded).
 const HOLD: Duration = Duration::from_millis(1500);
+/// A member restarted while a quorum is up must serve within this (raftkv waits at most 5 s
+/// for its publish before serving anyway, which would mean it could not rejoin).
+const RESTART_LIMIT: Duration = Duration::from_secs(5);
 /// Longest wait for a write after a leader loss.
 const WRITE_LIMIT: Duration = Duration::from_secs(15);
 
@@ -170,6 +173,11 @@ pub fn run_cycles(
                     took.as_millis()
                 );
                 report.restart_to_serve.push(took);
+                assert!(
+                    took < RESTART_LIMIT,
+                    "cycle {cycle}, seed {seed}: m{follower} served {took:?} after its restart\n{}",
+                    cluster.members[follower].log_tail()
+                );
                 majority = cluster.active();
             }
             Fault::PauseFollower => {
@@ -230,6 +238,11 @@ pub fn run_cycles(
                     took.as_millis()
                 );
                 report.restart_to_serve.push(took);
+                assert!(
+                    took < RESTART_LIMIT,
+                    "cycle {cycle}, seed {seed}: m{leader} served {took:?} after its restart\n{}",
+                    cluster.members[leader].log_tail()
+                );
             }
             Fault::PauseLeader => cluster.resume(leader),
             Fault::PauseFollower => cluster.resume(follower),
