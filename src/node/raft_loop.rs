@@ -169,6 +169,16 @@ impl RaftLoop {
         self.process_ready();
         if self.raw.status().progress.len() <= 1 && self.raw.raft.promotable() {
             self.raw.campaign();
+        } else if self.raw.raft.promotable() {
+            // As etcd's initial election tick advance: start two ticks short of the election
+            // timeout, so a cluster whose quorum is up elects within ~2 ticks + jitter rather
+            // than a whole timeout (a pre-vote nobody answers changes nothing).
+            let config = &self.node.config;
+            let election_ticks =
+                (config.election_timeout_ms / config.heartbeat_interval_ms.max(1)).max(2);
+            for _ in 0..election_ticks.saturating_sub(2) {
+                self.raw.tick();
+            }
         }
         loop {
             self.process_ready();
