@@ -111,10 +111,10 @@ impl Workload {
     }
 
     /// Stops the clients (each finishes its request in flight) and merges their histories.
-    pub fn finish(self) -> WorkloadResult {
+    pub fn finish(mut self) -> WorkloadResult {
         self.stop.store(true, Ordering::Release);
         let mut merged = WorkloadResult::default();
-        for handle in self.handles {
+        for handle in std::mem::take(&mut self.handles) {
             let result = handle.join().expect("a client thread panicked");
             merged.history.extend(result.history);
             merged.targets.extend(result.targets);
@@ -124,6 +124,13 @@ impl Workload {
             merged.not_sent += result.not_sent;
         }
         merged
+    }
+}
+
+impl Drop for Workload {
+    /// A test that panics mid-way stops its clients too.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
     }
 }
 

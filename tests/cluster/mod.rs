@@ -231,8 +231,22 @@ impl Cluster {
         Cluster::start_with(size, &[])
     }
 
-    /// [`Cluster::start`] with more flags for every member.
+    /// [`Cluster::start`] with more flags for every member. A port taken by someone else
+    /// between choosing it and the member binding it costs a retry with new ports.
     pub fn start_with(size: usize, extra_args: &[&str]) -> Result<Cluster, String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Cluster::try_start(size, extra_args) {
+                Err(error) if attempt < 3 && error.contains("Address already in use") => {
+                    println!("a port was taken meanwhile, starting again: {error}");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_start(size: usize, extra_args: &[&str]) -> Result<Cluster, String> {
         let unique = CLUSTER_COUNTER.fetch_add(1, Ordering::SeqCst);
         let root =
             std::env::temp_dir().join(format!("raftkv-cluster-{}-{unique}", std::process::id()));
