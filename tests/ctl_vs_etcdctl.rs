@@ -9,6 +9,11 @@
 //! the output of unsorted listings is sorted.
 //!
 //! Skips with a printed `skipped: etcd not found` when etcd or etcdctl is missing.
+//! `RAFTKV_CTL_TARGET=cross` compares etcdctl against etcd with raftkvctl against raftkv
+//! (server URLs, peer URLs and member IDs are blanked in that mode). `RAFTKV_BIN` overrides
+//! the raftkv binary (default: this package's).
+//! `RAFTKV_CTL_CASE=<substring>` runs only matching cases; `RAFTKV_CTL_SHOW=1` prints every
+//! raftkvctl transcript (run with `--nocapture`).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -26,6 +31,7 @@ const ETCDCTL: &str = "/usr/bin/etcdctl";
 struct Server {
     child: Child,
     client_url: String,
+    peer_url: String,
     data_dir: PathBuf,
 }
 
@@ -74,8 +80,12 @@ fn http_request(method: &str, url: &str, form: Option<&[(&str, String)]>) -> Opt
 }
 
 fn start_server(target: &str) -> Server {
-    let client_port = free_port();
-    let peer_port = free_port();
+    start_server_at(target, free_port(), free_port())
+}
+
+/// Starts a fresh single-member server on the given ports (the member ID follows from the
+/// peer URL, so two servers started on the same ports have the same ID).
+fn start_server_at(target: &str, client_port: u16, peer_port: u16) -> Server {
     let data_dir = std::env::temp_dir().join(format!(
         "raftkv-ctl-test-{}-{}",
         std::process::id(),
@@ -85,13 +95,14 @@ fn start_server(target: &str) -> Server {
     let client_url = format!("http://127.0.0.1:{}", client_port);
     let peer_url = format!("http://127.0.0.1:{}", peer_port);
     let mut command = if target == "raftkv" {
-        Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        let binary = std::env::var("RAFTKV_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_raftkv").to_string());
+        Command::new(binary)
     } else {
-        let mut etcd = Command::new(ETCD);
-        etcd.arg("--enable-v2");
-        etcd
+        Command::new(ETCD)
     };
     command
+        .arg("--enable-v2")
         .arg("--name")
         .arg("n1")
         .arg("--data-dir")
@@ -112,6 +123,7 @@ fn start_server(target: &str) -> Server {
     let server = Server {
         child,
         client_url,
+        peer_url: peer_url.clone(),
         data_dir,
     };
     let started = Instant::now();
@@ -131,6 +143,162 @@ fn start_server(target: &str) -> Server {
     }
 }
 
+/// URLs a case can refer to: the real server and two scripted fakes.
+#[derive(Clone)]
+struct Urls {
+    server: String,
+    /// The server's peer URL and member ID, blanked in transcripts (they differ between
+    /// etcd and raftkv in cross mode).
+    peer: String,
+    member_id: String,
+    /// A fake etcd whose keys script failures (see [`fake_response`]).
+    fake: String,
+    /// A fake whose only member publishes no client URLs.
+    fake_no_client_urls: String,
+}
+
+/// The scripted reply of the fake server for a request target.
+fn fake_response(target: &str, own_url: &str, publish_client_urls: bool) -> Option<Vec<u8>> {
+    let json = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {}\r\nContent-Type: application/json\r\nX-Etcd-Index: 42\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            status,
+            body.len(),
+            body
+        )
+        .into_bytes()
+    };
+    let path = target.split('?').next().unwrap_or("");
+    let plain_404 = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
+        Content-Length: 19\r\n\r\n404 page not found\n"
+        .to_vec();
+    if path.starts_with("/v2/auth") || (path == "/health" && !publish_client_urls) {
+        return Some(plain_404);
+    }
+    let reply = match path {
+        "/v2/members" => {
+            let client_urls = if publish_client_urls {
+                format!("[\"{}\"]", own_url)
+            } else {
+                "[]".to_string()
+            };
+            json(
+                "200 OK",
+                &format!(
+                    "{{\"members\":[{{\"id\":\"abc\",\"name\":\"fake\",\"peerURLs\":\
+                     [\"http://127.0.0.1:1\"],\"clientURLs\":{}}}]}}\n",
+                    client_urls
+                ),
+            )
+        }
+        "/v2/members/leader" if !publish_client_urls => json(
+            "503 Service Unavailable",
+            "{\"message\":\"During election\"}",
+        ),
+        "/v2/members/leader" => json(
+            "200 OK",
+            "{\"id\":\"abc\",\"name\":\"fake\",\"peerURLs\":[],\"clientURLs\":[]}\n",
+        ),
+        "/health" => json("200 OK", "{\"health\":false}"),
+        "/v2/keys/status500" => json("500 Internal Server Error", "{\"message\":\"x\"}"),
+        "/v2/keys/status502" => json("502 Bad Gateway", ""),
+        "/v2/keys/garbage" => {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 19\r\n\r\n404 page not found\n".to_vec()
+        }
+        "/v2/keys/empty" => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/v2/keys/hang" => return None,
+        "/v2/keys/redirect" => format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}/v2/keys/target\r\n\
+             Content-Length: 0\r\n\r\n",
+            own_url
+        )
+        .into_bytes(),
+        "/v2/keys/target" => json(
+            "200 OK",
+            "{\"action\":\"get\",\"node\":{\"key\":\"/target\",\"value\":\"redirected\",\
+             \"modifiedIndex\":41,\"createdIndex\":40}}\n",
+        ),
+        "/v2/keys/chunked" => {
+            let first = "{\"action\":\"get\",";
+            let second = "\"node\":{\"key\":\"/c\",\"value\":\"ok\"}}\n";
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Etcd-Index: 9\r\n\r\n\
+                 {:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+                first.len(),
+                first,
+                second.len(),
+                second
+            )
+            .into_bytes()
+        }
+        _ => json(
+            "404 Not Found",
+            "{\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/x\",\"index\":42}\n",
+        ),
+    };
+    Some(reply)
+}
+
+/// Starts a scripted fake etcd on a free port (threads live until the test process ends).
+fn start_fake_server(publish_client_urls: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_url = format!("http://{}", listener.local_addr().unwrap());
+    let url = own_url.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let own_url = own_url.clone();
+            thread::spawn(move || serve_fake_connection(stream, &own_url, publish_client_urls));
+        }
+    });
+    url
+}
+
+fn serve_fake_connection(stream: std::net::TcpStream, own_url: &str, publish: bool) {
+    use std::io::BufRead;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let target = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+        match fake_response(&target, own_url, publish) {
+            Some(reply) => {
+                if writer.write_all(&reply).is_err() {
+                    return;
+                }
+            }
+            None => {
+                thread::sleep(Duration::from_secs(3));
+                return;
+            }
+        }
+    }
+}
+
 /// One step of a case. Arguments may use `{P}` (the case's key prefix), `{EP}` (the server's
 /// client URL) and `{I+n}` (the store index at the start of the run plus n).
 #[derive(Clone)]
@@ -138,7 +306,7 @@ enum Step {
     /// Run the client; compare its output.
     Run {
         args: Vec<&'static str>,
-        stdin: &'static str,
+        stdin: &'static [u8],
         env: Vec<(&'static str, &'static str)>,
         /// Sort stdout lines before comparing (server listing order is a Go map's order).
         sort_stdout: bool,
@@ -152,6 +320,15 @@ enum Step {
         key: &'static str,
         value: &'static str,
     },
+    /// Write `count` values to one key over HTTP (pushes old events out of the history).
+    PutMany {
+        key: &'static str,
+        count: u32,
+    },
+    /// Disable v2 auth over HTTP as root (cleanup that runs even if a step failed).
+    DisableAuth {
+        root_password: &'static str,
+    },
     /// Create a directory over HTTP.
     PutDir {
         key: &'static str,
@@ -163,18 +340,23 @@ enum Step {
     Join,
     /// SIGINT the background client, then wait for it; compare its output.
     Interrupt,
+    /// The transcript so far must contain this text (guards against vacuous passes, e.g. a
+    /// watch on the wrong key that prints nothing for both clients).
+    Expect {
+        text: &'static str,
+    },
 }
 
 fn run(args: &[&'static str]) -> Step {
     Step::Run {
         args: args.to_vec(),
-        stdin: "",
+        stdin: b"",
         env: vec![],
         sort_stdout: false,
     }
 }
 
-fn run_stdin(args: &[&'static str], stdin: &'static str) -> Step {
+fn run_stdin(args: &[&'static str], stdin: &'static [u8]) -> Step {
     Step::Run {
         args: args.to_vec(),
         stdin,
@@ -186,7 +368,7 @@ fn run_stdin(args: &[&'static str], stdin: &'static str) -> Step {
 fn run_env(args: &[&'static str], env: &[(&'static str, &'static str)]) -> Step {
     Step::Run {
         args: args.to_vec(),
-        stdin: "",
+        stdin: b"",
         env: env.to_vec(),
         sort_stdout: false,
     }
@@ -195,7 +377,7 @@ fn run_env(args: &[&'static str], env: &[(&'static str, &'static str)]) -> Step 
 fn run_unsorted(args: &[&'static str]) -> Step {
     Step::Run {
         args: args.to_vec(),
-        stdin: "",
+        stdin: b"",
         env: vec![],
         sort_stdout: true,
     }
@@ -219,10 +401,14 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-o", "extended", "get", "{P}/message1"]),
         ]),
         ("value from stdin keeps its newline", vec![
-            run_stdin(&[ep, "{EP}", "set", "{P}/s"], "hi\n"),
+            run_stdin(&[ep, "{EP}", "set", "{P}/s"], b"hi\n"),
             run(&[ep, "{EP}", "get", "{P}/s"]),
-            run_stdin(&[ep, "{EP}", "mk", "{P}/m"], "from stdin"),
-            run_stdin(&[ep, "{EP}", "update", "{P}/m"], "again\n"),
+            run_stdin(&[ep, "{EP}", "mk", "{P}/m"], b"from stdin"),
+            run_stdin(&[ep, "{EP}", "update", "{P}/m"], b"again\n"),
+        ]),
+        ("binary value from stdin", vec![
+            run_stdin(&[ep, "{EP}", "--debug", "set", "{P}/bin"], b"a\xffb\x00c"),
+            run(&[ep, "{EP}", "-o", "json", "get", "{P}/bin"]),
         ]),
         ("dash value after --", vec![
             run(&[ep, "{EP}", "set", "--", "{P}/d", "-value"]),
@@ -346,18 +532,18 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
         ]),
         ("watch with a concurrent set", vec![
             spawn(&[ep, "{EP}", "watch", "{P}/wk"]),
-            Sleep { millis: 400 },
+            Sleep { millis: 800 },
             Put { key: "{P}/wk", value: "v1" },
             Join,
         ]),
         ("watch --recursive with a concurrent set", vec![
-            spawn(&[ep, "{EP}", "watch", "--recursive", "{P}/wd"]),
+            spawn(&[ep, "{EP}", "watch", "--recursive", "--after-index", "{I+0}", "{P}/wd"]),
             Sleep { millis: 400 },
             Put { key: "{P}/wd/child", value: "v2" },
             Join,
         ]),
         ("watch skips directory events", vec![
-            spawn(&[ep, "{EP}", "-o", "extended", "watch", "-r", "{P}/wd"]),
+            spawn(&[ep, "{EP}", "-o", "extended", "watch", "-r", "--after-index", "{I+0}", "{P}/wd"]),
             Sleep { millis: 400 },
             PutDir { key: "{P}/wd/sub" },
             Put { key: "{P}/wd/sub/k", value: "v3" },
@@ -370,16 +556,17 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-o", "json", "watch", "--after-index", "{I+0}", "{P}/h"]),
         ]),
         ("watch --forever until interrupted", vec![
-            spawn(&[ep, "{EP}", "watch", "-f", "{P}/ff"]),
+            spawn(&[ep, "{EP}", "watch", "-f", "--after-index", "{I+0}", "{P}/ff"]),
             Sleep { millis: 400 },
             Put { key: "{P}/ff", value: "a" },
             Put { key: "{P}/ff", value: "b" },
-            Sleep { millis: 300 },
+            Sleep { millis: 1000 },
             Interrupt,
+            Expect { text: "a\nb\n" },
         ]),
         ("watch sees a delete", vec![
             run(&[ep, "{EP}", "set", "{P}/del", "v"]),
-            spawn(&[ep, "{EP}", "-o", "json", "watch", "{P}/del"]),
+            spawn(&[ep, "{EP}", "-o", "json", "watch", "--after-index", "{I+1}", "{P}/del"]),
             Sleep { millis: 400 },
             run(&[ep, "{EP}", "rm", "{P}/del"]),
             Join,
@@ -391,16 +578,43 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
         ]),
         ("watch sees an expiry", vec![
             run(&[ep, "{EP}", "set", "--ttl", "1", "{P}/wexp", "v"]),
-            spawn(&[ep, "{EP}", "watch", "-r", "{P}/wexp"]),
+            spawn(&[ep, "{EP}", "watch", "-r", "--after-index", "{I+1}", "{P}/wexp"]),
             Join,
         ]),
         ("exec-watch", vec![
-            spawn(&[ep, "{EP}", "exec-watch", "-r", "{P}/ew", "--", "sh", "-c",
+            spawn(&[ep, "{EP}", "exec-watch", "--after-index", "{I+0}", "-r", "{P}/ew", "--", "sh", "-c",
                 "echo \"$ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE idx=$ETCD_WATCH_MODIFIED_INDEX\""]),
             Sleep { millis: 400 },
             Put { key: "{P}/ew/k", value: "v" },
-            Sleep { millis: 400 },
+            Sleep { millis: 1000 },
             Interrupt,
+            Expect { text: "set /ctl" },
+        ]),
+        ("exec-watch ignores directory events", vec![
+            spawn(&[ep, "{EP}", "exec-watch", "--after-index", "{I+0}", "--recursive", "{P}/ed", "--",
+                "sh", "-c", "echo \"$ETCD_WATCH_ACTION $ETCD_WATCH_KEY\""]),
+            Sleep { millis: 400 },
+            PutDir { key: "{P}/ed/sub" },
+            Put { key: "{P}/ed/sub/k", value: "v" },
+            Sleep { millis: 1000 },
+            Interrupt,
+            Expect { text: "Ignored dir" },
+        ]),
+        ("exec-watch swallows -- without a flag and watches its last argument", vec![
+            spawn(&[ep, "{EP}", "exec-watch", "{P}/quirk", "--", "sh", "-c", "{P}/quirk-key"]),
+            Sleep { millis: 800 },
+            Put { key: "{P}/quirk", value: "not watched" },
+            Put { key: "{P}/quirk-key", value: "watched" },
+            Join,
+            Expect { text: "fork/exec" },
+        ]),
+        ("exec-watch with a missing program", vec![
+            spawn(&[ep, "{EP}", "exec-watch", "--after-index", "{I+0}", "-r", "{P}/ew", "--",
+                "no-such-program-xyz"]),
+            Sleep { millis: 400 },
+            Put { key: "{P}/ew/k", value: "v" },
+            Join,
+            Expect { text: "no-such-program-xyz" },
         ]),
         ("exec-watch argument errors", vec![
             run(&[ep, "{EP}", "exec-watch", "{P}/ew"]),
@@ -504,6 +718,78 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             run(&[ep, "{EP}", "-o", "extended", "get", "{P}/hex"]),
             run(&[ep, "{EP}", "--debug", "set", "--swap-with-index", "-1", "{P}/hex", "w"]),
         ]),
+        ("fake: no published client urls", vec![
+            run(&[ep, "{FAKE_NO_CLIENT_URLS}", "get", "/x"]),
+            run(&[ep, "{FAKE_NO_CLIENT_URLS}", "--debug", "member", "list"]),
+            run(&["--no-sync", ep, "{FAKE_NO_CLIENT_URLS}", "get", "/x"]),
+            run(&["--no-sync", ep, "{FAKE_NO_CLIENT_URLS}", "member", "list"]),
+            run(&[ep, "{FAKE_NO_CLIENT_URLS}", "cluster-health"]),
+        ]),
+        ("fake: endpoints without /v2/auth answer plain-text 404s", vec![
+            run(&[ep, "{FAKE}", "user", "list"]),
+            run(&[ep, "{FAKE}", "role", "list"]),
+            run(&[ep, "{FAKE}", "user", "get", "x"]),
+            run(&[ep, "{FAKE}", "role", "add", "x"]),
+            run(&[ep, "{FAKE}", "auth", "enable"]),
+            run(&[ep, "{FAKE}", "user", "add", "x:y"]),
+        ]),
+        ("fake: server errors and failover", vec![
+            run(&[ep, "{FAKE}", "get", "/status500"]),
+            run(&[ep, "{FAKE}", "mk", "/status500", "v"]),
+            run(&[ep, "{FAKE}", "rm", "/status500"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/status502"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/garbage"]),
+            run(&["--no-sync", ep, "{FAKE}", "get", "/empty"]),
+        ]),
+        ("fake: redirects, chunked bodies, header timeout", vec![
+            run(&[ep, "{FAKE}", "-o", "extended", "get", "/redirect"]),
+            run(&[ep, "{FAKE}", "--debug", "get", "/redirect"]),
+            run(&[ep, "{FAKE}", "-o", "json", "get", "/chunked"]),
+            run(&["--timeout", "300ms", "--total-timeout", "2s", ep, "{FAKE}", "get", "/hang"]),
+            run(&["--total-timeout", "500ms", ep, "{FAKE}", "get", "/hang"]),
+            run(&[ep, "{FAKE}", "cluster-health"]),
+        ]),
+        ("failover across endpoints", vec![
+            run(&[ep, "http://127.0.0.1:1,{EP}", "set", "{P}/fo", "v"]),
+            run(&["--no-sync", ep, "http://127.0.0.1:1,{EP}", "get", "{P}/fo"]),
+        ]),
+        ("watch from a cleared index", vec![
+            PutMany { key: "{P}/many", count: 1001 },
+            run(&[ep, "{EP}", "watch", "--after-index", "1", "{P}/many"]),
+        ]),
+        ("auth: users, roles, enable and disable", vec![
+            run(&[ep, "{EP}", "user", "add", "root:rootpw"]),
+            run(&[ep, "{EP}", "role", "add", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "add", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "grant", "--path", "/ctlauth/*", "--readwrite", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "grant", "--path", "/ctlauth/*", "--rw", "ctlrole"]),
+            run(&[ep, "{EP}", "--debug", "role", "revoke", "--path", "/ctlauth/*", "--write", "ctlrole"]),
+            run(&[ep, "{EP}", "role", "get", "ctlrole"]),
+            run(&[ep, "{EP}", "--debug", "user", "add", "alice:pw"]),
+            run(&[ep, "{EP}", "user", "grant", "--roles", "ctlrole", "--roles", "nosuchrole", "alice"]),
+            run(&[ep, "{EP}", "user", "grant", "--roles", "ctlrole", "alice"]),
+            run(&[ep, "{EP}", "user", "get", "alice"]),
+            run(&[ep, "{EP}", "user", "revoke", "--roles", "ctlrole", "alice"]),
+            run(&[ep, "{EP}", "user", "get", "alice"]),
+            run_stdin(&[ep, "{EP}", "user", "passwd", "alice"], b"newpw\n"),
+            run(&[ep, "{EP}", "user", "list"]),
+            run(&[ep, "{EP}", "auth", "enable"]),
+            run(&[ep, "{EP}", "auth", "enable"]),
+            run(&[ep, "{EP}", "role", "list"]),
+            run(&[ep, "{EP}", "-u", "root:wrong", "get", "{P}/x"]),
+            run(&[ep, "{EP}", "-u", "root:rootpw", "set", "{P}/x", "v"]),
+            run_stdin(&[ep, "{EP}", "-u", "root", "get", "{P}/x"], b"rootpw\n"),
+            run(&[ep, "{EP}", "-u", "alice:newpw", "get", "{P}/x"]),
+            run_env(&[ep, "{EP}", "get", "{P}/x"], &[("ETCDCTL_USERNAME", "root:rootpw")]),
+            run_env(&[ep, "{EP}", "get", "{P}/x"], &[("ETCDCTL_USERNAME", "root:bad")]),
+            run(&[ep, "{EP}", "auth", "disable"]),
+            run(&[ep, "{EP}", "-u", "root:rootpw", "auth", "disable"]),
+            DisableAuth { root_password: "rootpw" },
+            run(&[ep, "{EP}", "user", "remove", "alice"]),
+            run(&[ep, "{EP}", "user", "remove", "alice"]),
+            run(&[ep, "{EP}", "role", "remove", "ctlrole"]),
+            run(&[ep, "{EP}", "user", "remove", "root"]),
+        ]),
         ("extended delete output", vec![
             run(&[ep, "{EP}", "set", "{P}/x", "v"]),
             run(&[ep, "{EP}", "-o", "extended", "rm", "{P}/x"]),
@@ -514,8 +800,12 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
 }
 
 /// Replaces `{P}`, `{EP}` and `{I+n}` in an argument.
-fn expand(text: &str, prefix: &str, endpoint: &str, base_index: u64) -> String {
-    let mut text = text.replace("{P}", prefix).replace("{EP}", endpoint);
+fn expand(text: &str, prefix: &str, urls: &Urls, base_index: u64) -> String {
+    let mut text = text
+        .replace("{P}", prefix)
+        .replace("{EP}", &urls.server)
+        .replace("{FAKE}", &urls.fake)
+        .replace("{FAKE_NO_CLIENT_URLS}", &urls.fake_no_client_urls);
     while let Some(start) = text.find("{I+") {
         let end = start + text[start..].find('}').expect("closing brace");
         let offset: u64 = text[start + 3..end].parse().expect("index offset");
@@ -537,6 +827,8 @@ fn relativize_after(text: &str, marker: &str, base: u64) -> String {
         let digits = &rest[digits_start..digits_start + digits_len];
         match digits.parse::<u64>() {
             // Huge values are wrapped negative flags, not indexes: keep them.
+            // 0 is "no index" (validation and auth errors, the root), never relative.
+            Ok(0) => out.push('0'),
             Ok(value) if value < 1 << 40 => {
                 out.push_str(&format!("#{}", value as i64 - base as i64))
             }
@@ -587,8 +879,13 @@ fn relativize_in_order_keys(text: &str, base: u64) -> String {
     out
 }
 
-fn normalize(text: &str, base: u64) -> String {
-    let mut text = blank_expirations(text);
+fn normalize(text: &str, base: u64, urls: &Urls) -> String {
+    let mut text = blank_expirations(text)
+        .replace(&urls.server, "{EP}")
+        .replace(&urls.peer, "{PEER}");
+    if !urls.member_id.is_empty() {
+        text = text.replace(&urls.member_id, "{MEMBER}");
+    }
     for marker in [
         "Index: ",
         "\"createdIndex\":",
@@ -600,6 +897,7 @@ fn normalize(text: &str, base: u64) -> String {
         "waitIndex=",
         " != ",
         "([",
+        "cleared [",
     ] {
         text = relativize_after(&text, marker, base);
     }
@@ -613,6 +911,14 @@ fn current_index(endpoint: &str) -> u64 {
         .header("X-Etcd-Index")
         .and_then(|v| v.parse().ok())
         .expect("X-Etcd-Index header")
+}
+
+/// The ID of the first member `/v2/members` lists (empty if it cannot be read).
+fn member_id(endpoint: &str) -> String {
+    http_request("GET", &format!("{}/v2/members", endpoint), None)
+        .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .and_then(|v| v["members"][0]["id"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn key_url(endpoint: &str, key: &str) -> String {
@@ -697,7 +1003,8 @@ fn command_for(binary: &str, args: &[String], env: &[(String, String)]) -> Comma
 }
 
 /// Runs one case with one client binary; returns the normalised transcript.
-fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> String {
+fn run_case(binary: &str, steps: &[Step], prefix: &str, urls: &Urls) -> String {
+    let endpoint = urls.server.as_str();
     let _ = http_request(
         "DELETE",
         &format!("{}?recursive=true", key_url(endpoint, prefix)),
@@ -715,19 +1022,17 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
                 sort_stdout,
             } => {
                 let templates = args.clone();
-                let args: Vec<String> = args
-                    .iter()
-                    .map(|a| expand(a, prefix, endpoint, base))
-                    .collect();
+                let args: Vec<String> =
+                    args.iter().map(|a| expand(a, prefix, urls, base)).collect();
                 let env: Vec<(String, String)> = env
                     .iter()
-                    .map(|(k, v)| (k.to_string(), expand(v, prefix, endpoint, base)))
+                    .map(|(k, v)| (k.to_string(), expand(v, prefix, urls, base)))
                     .collect();
                 let mut child = command_for(binary, &args, &env)
                     .spawn()
                     .expect("spawn client");
                 let mut input = child.stdin.take().unwrap();
-                input.write_all(stdin.as_bytes()).unwrap();
+                input.write_all(stdin).unwrap();
                 drop(input);
                 transcript.push_str(&transcript_of(
                     child,
@@ -739,7 +1044,7 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
             Step::Spawn { args: templates } => {
                 let args: Vec<String> = templates
                     .iter()
-                    .map(|a| expand(a, prefix, endpoint, base))
+                    .map(|a| expand(a, prefix, urls, base))
                     .collect();
                 let mut child = command_for(binary, &args, &[])
                     .spawn()
@@ -748,12 +1053,33 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
                 background = Some((child, templates.clone()));
             }
             Step::Put { key, value } => {
-                let key = expand(key, prefix, endpoint, base);
+                let key = expand(key, prefix, urls, base);
                 let form = [("value", value.to_string())];
                 http_request("PUT", &key_url(endpoint, &key), Some(&form)).expect("PUT");
             }
+            Step::PutMany { key, count } => {
+                let key = expand(key, prefix, urls, base);
+                let mut client = HttpClient::new(Some(Duration::from_secs(2)));
+                for n in 0..*count {
+                    let request = Request {
+                        method: "PUT".into(),
+                        url: Url::parse(&key_url(endpoint, &key)).unwrap(),
+                        headers: vec![(
+                            "Content-Type".into(),
+                            "application/x-www-form-urlencoded".into(),
+                        )],
+                        body: Some(format!("value={}", n).into_bytes()),
+                    };
+                    let deadline = Some(Instant::now() + Duration::from_secs(5));
+                    let deadlines = Deadlines {
+                        headers: deadline,
+                        body: deadline,
+                    };
+                    client.send(&request, deadlines).expect("PUT");
+                }
+            }
             Step::PutDir { key } => {
-                let key = expand(key, prefix, endpoint, base);
+                let key = expand(key, prefix, urls, base);
                 http_request(
                     "PUT",
                     &format!("{}?dir=true", key_url(endpoint, &key)),
@@ -761,10 +1087,40 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
                 )
                 .expect("PUT dir");
             }
+            Step::DisableAuth { root_password } => {
+                let mut client = HttpClient::new(Some(Duration::from_secs(2)));
+                let request = Request {
+                    method: "DELETE".into(),
+                    url: Url::parse(&format!("{}/v2/auth/enable", endpoint)).unwrap(),
+                    headers: vec![(
+                        "Authorization".into(),
+                        format!(
+                            "Basic {}",
+                            raftkv::client::cluster::base64(
+                                format!("root:{}", root_password).as_bytes()
+                            )
+                        ),
+                    )],
+                    body: None,
+                };
+                let deadline = Some(Instant::now() + Duration::from_secs(5));
+                let _ = client.send(
+                    &request,
+                    Deadlines {
+                        headers: deadline,
+                        body: deadline,
+                    },
+                );
+            }
             Step::Sleep { millis } => thread::sleep(Duration::from_millis(*millis)),
             Step::Join => {
                 let (child, args) = background.take().expect("a spawned client");
                 transcript.push_str(&transcript_of(child, &args, false, Duration::from_secs(10)));
+            }
+            Step::Expect { text } => {
+                if !transcript.contains(text) {
+                    transcript.push_str(&format!("[MISSING EXPECTED OUTPUT: {:?}]\n", text));
+                }
             }
             Step::Interrupt => {
                 let (child, args) = background.take().expect("a spawned client");
@@ -780,17 +1136,40 @@ fn run_case(binary: &str, steps: &[Step], prefix: &str, endpoint: &str) -> Strin
         let _ = child.kill();
         let _ = child.wait();
     }
-    normalize(&transcript, base)
+    normalize(&transcript, base, urls)
 }
 
 #[test]
 fn raftkvctl_matches_etcdctl() {
     let target = std::env::var("RAFTKV_CTL_TARGET").unwrap_or_else(|_| "etcd".to_string());
     if !Path::new(ETCDCTL).exists() || (target != "raftkv" && !Path::new(ETCD).exists()) {
+        // (cross mode needs etcd too)
         println!("skipped: etcd not found");
         return;
     }
-    let server = start_server(&target);
+    // Modes: "etcd" (default) and "raftkv" run both clients against that one server;
+    // "cross" runs etcdctl against etcd and raftkvctl against raftkv.
+    let (reference_target, candidate_target) = match target.as_str() {
+        "cross" => ("etcd", "raftkv"),
+        other => (other, other),
+    };
+    let fake = start_fake_server(true);
+    let fake_no_client_urls = start_fake_server(false);
+    let reference_server = start_server(reference_target);
+    let candidate_server =
+        (candidate_target != reference_target).then(|| start_server(candidate_target));
+    let urls_of = |server: &Server| Urls {
+        server: server.client_url.clone(),
+        peer: server.peer_url.clone(),
+        member_id: member_id(&server.client_url),
+        fake: fake.clone(),
+        fake_no_client_urls: fake_no_client_urls.clone(),
+    };
+    let reference_urls = urls_of(&reference_server);
+    let candidate_urls = candidate_server
+        .as_ref()
+        .map(urls_of)
+        .unwrap_or(reference_urls.clone());
     let raftkvctl = env!("CARGO_BIN_EXE_raftkvctl");
     let all_cases = cases();
     assert!(
@@ -804,8 +1183,19 @@ fn raftkvctl_matches_etcdctl() {
             continue;
         }
         let prefix = format!("/ctl{}", number);
-        let expected = run_case(ETCDCTL, steps, &prefix, &server.client_url);
-        let found = run_case(raftkvctl, steps, &prefix, &server.client_url);
+        let expected = run_case(ETCDCTL, steps, &prefix, &reference_urls);
+        assert!(
+            !expected.contains("[exit timeout]") && !expected.contains("[MISSING EXPECTED"),
+            "case {} ({}) is broken: the reference run timed out or missed its expected \
+             output:\n{}",
+            number,
+            name,
+            expected
+        );
+        let found = run_case(raftkvctl, steps, &prefix, &candidate_urls);
+        if std::env::var("RAFTKV_CTL_SHOW").is_ok() {
+            println!("=== case {} ({})\n{}", number, name, found);
+        }
         if expected != found {
             failures.push(format!(
                 "=== case {} ({}) differs\n--- etcdctl:\n{}--- raftkvctl:\n{}",
@@ -827,10 +1217,155 @@ fn raftkvctl_matches_etcdctl() {
 fn normalisation_makes_indexes_relative() {
     let text = "Error:  100: Key not found (/a) [12]\nIndex: 11\n{\"createdIndex\":10,\
                 \"expiration\":\"2026-01-01T00:00:00.5Z\"}\n/q/00000000000000000012\n";
+    let urls = Urls {
+        server: "http://127.0.0.1:9".into(),
+        peer: "http://127.0.0.1:8".into(),
+        member_id: "abc".into(),
+        fake: String::new(),
+        fake_no_client_urls: String::new(),
+    };
     assert_eq!(
-        normalize(text, 10),
+        normalize(text, 10, &urls),
         "Error:  100: Key not found (/a) [#2]\nIndex: #1\n{\"createdIndex\":#0,\
          \"expiration\":\"<expiration>\"}\n/q/<inorder#2>\n"
     );
-    assert_eq!(expand("--x={I+2} {P}", "/p", "e", 5), "--x=7 /p");
+    let urls = Urls {
+        server: "e".into(),
+        peer: "p".into(),
+        member_id: String::new(),
+        fake: "f".into(),
+        fake_no_client_urls: "g".into(),
+    };
+    assert_eq!(expand("--x={I+2} {P} {FAKE}", "/p", &urls, 5), "--x=7 /p f");
+}
+
+/// Sorts the lines of every stdout block, and the entries of `ETCD_INITIAL_CLUSTER`, whose
+/// order follows member IDs (random for added members).
+fn sort_member_order(transcript: &str) -> String {
+    let mut out = String::new();
+    let mut block: Vec<String> = Vec::new();
+    let mut in_stdout = false;
+    for line in transcript.lines() {
+        let line = match line.strip_prefix("ETCD_INITIAL_CLUSTER=\"") {
+            Some(rest) => {
+                let mut entries: Vec<&str> = rest.trim_end_matches('"').split(',').collect();
+                entries.sort();
+                format!("ETCD_INITIAL_CLUSTER=\"{}\"", entries.join(","))
+            }
+            None => line.to_string(),
+        };
+        if line == "[stdout]" {
+            in_stdout = true;
+            out.push_str("[stdout]\n");
+            continue;
+        }
+        if in_stdout && line == "[stderr]" {
+            block.sort();
+            for sorted in block.drain(..) {
+                out.push_str(&sorted);
+                out.push('\n');
+            }
+            in_stdout = false;
+        }
+        if in_stdout {
+            block.push(line);
+        } else {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Runs the membership sequence with `binary` against a fresh server on fixed ports.
+fn member_change_transcript(binary: &str, target: &str, ports: (u16, u16, u16, u16)) -> String {
+    let (client_port, peer_port, new_peer_port, other_peer_port) = ports;
+    let server = start_server_at(target, client_port, peer_port);
+    let endpoint = server.client_url.clone();
+    let member_id = member_id(&endpoint);
+    let new_peer = format!("http://127.0.0.1:{}", new_peer_port);
+    let other_peer = format!("http://127.0.0.1:{}", other_peer_port);
+    let mut transcript = String::new();
+    let mut new_id = String::new();
+    let steps: [&[&'static str]; 8] = [
+        &["member", "add", "n2", "{NEW_PEER}"],
+        &["member", "list"],
+        &["member", "add", "n3", "{NEW_PEER}"],
+        &["member", "add", "n3", "ftp://127.0.0.1:1"],
+        &[
+            "--total-timeout",
+            "2s",
+            "member",
+            "update",
+            "{NEWID}",
+            "{OTHER_PEER}",
+        ],
+        &["member", "update", "12345", "{OTHER_PEER}"],
+        &["--total-timeout", "2s", "member", "remove", "{NEWID}"],
+        &["cluster-health"],
+    ];
+    for templates in steps {
+        let mut args = vec!["--endpoints".to_string(), endpoint.clone()];
+        args.extend(templates.iter().map(|t| {
+            t.replace("{NEW_PEER}", &new_peer)
+                .replace("{OTHER_PEER}", &other_peer)
+                .replace("{NEWID}", &new_id)
+        }));
+        let child = command_for(binary, &args, &[])
+            .spawn()
+            .expect("spawn client");
+        let run = transcript_of(child, templates, false, Duration::from_secs(15));
+        if new_id.is_empty() {
+            if let Some(at) = run.find("with ID ") {
+                new_id = run[at + 8..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+            }
+        }
+        transcript.push_str(&run);
+    }
+    let mut text = transcript
+        .replace(&endpoint, "{EP}")
+        .replace(&server.peer_url, "{PEER}")
+        .replace(&new_peer, "{NEW_PEER}")
+        .replace(&other_peer, "{OTHER_PEER}");
+    if !new_id.is_empty() {
+        text = text.replace(&new_id, "{NEWID}");
+    }
+    if !member_id.is_empty() {
+        text = text.replace(&member_id, "{MEMBER}");
+    }
+    drop(server);
+    sort_member_order(&text)
+}
+
+#[test]
+fn member_add_update_remove_match_etcdctl() {
+    let target = std::env::var("RAFTKV_CTL_TARGET").unwrap_or_else(|_| "etcd".to_string());
+    if !Path::new(ETCDCTL).exists() || !Path::new(ETCD).exists() {
+        println!("skipped: etcd not found");
+        return;
+    }
+    let (reference_target, candidate_target) = match target.as_str() {
+        "cross" => ("etcd", "raftkv"),
+        other => (other, other),
+    };
+    let ports = (free_port(), free_port(), free_port(), free_port());
+    let expected = member_change_transcript(ETCDCTL, reference_target, ports);
+    let found = member_change_transcript(env!("CARGO_BIN_EXE_raftkvctl"), candidate_target, ports);
+    if std::env::var("RAFTKV_CTL_SHOW").is_ok() {
+        println!("=== member changes\n{}", found);
+    }
+    assert!(
+        expected.contains("[unstarted]"),
+        "the reference run did not add a member:\n{}",
+        expected
+    );
+    assert_eq!(
+        expected, found,
+        "member commands differ (target {}):\n--- etcdctl:\n{}--- raftkvctl:\n{}",
+        target, expected, found
+    );
 }

@@ -15,6 +15,26 @@ fn harness_finds_no_difference_between_two_etcds() {
     diff::run_and_compare(common::ServerKind::Etcd, common::ServerKind::Etcd);
 }
 
+#[test]
+fn harness_finds_no_difference_between_two_etcds_with_a_cors_list_and_host_whitelist() {
+    if !common::etcd_available() {
+        println!("skipped: etcd not found");
+        return;
+    }
+    diff::run_and_compare_with(
+        common::ServerKind::Etcd,
+        common::ServerKind::Etcd,
+        "scenarios-cors",
+        &["--cors", CORS_ORIGINS, "--host-whitelist", HOST_WHITELIST],
+    );
+}
+
+/// etcd 3.4 wants an explicit port on each origin.
+const CORS_ORIGINS: &str = "http://good.example:80,http://other.example:8080";
+
+/// Host names (ports are not compared) that may be used in the Host header.
+const HOST_WHITELIST: &str = "127.0.0.1,good.example";
+
 // The normaliser must hide only what legitimately differs; these tests show it still reports
 // every difference that matters.
 
@@ -204,6 +224,7 @@ fn substitutions_and_escapes() {
 
 #[test]
 fn scenario_files_parse_and_are_numerous() {
-    let scenarios = diff::load_scenarios();
+    let scenarios = diff::load_scenarios_from("scenarios");
     assert!(scenarios.len() >= 150, "only {} scenarios", scenarios.len());
+    assert!(!diff::load_scenarios_from("scenarios-cors").is_empty());
 }

@@ -12,7 +12,7 @@
 //! review the diff. `RAFT_SCRIPT=name` runs only scripts whose name contains `name`.
 //!
 //! Commands: add-nodes, campaign, tick, tick-election, tick-heartbeat, process-ready,
-//! deliver-msgs, drop-msgs, stabilize, partition, heal, propose, propose-conf-change,
+//! deliver-msgs, drop-msgs, duplicate-msgs, stabilize, partition, heal, propose, propose-conf-change,
 //! read-index, compact, transfer-leader, report-unreachable, report-snapshot, crash,
 //! restart, status, raft-log, raft-state.
 
@@ -466,6 +466,21 @@ fn run_command(env: &mut Env, line: &str) -> Result<String, String> {
             for m in dropped {
                 writeln!(out, "dropped: {m}").unwrap();
             }
+        }
+        "duplicate-msgs" => {
+            // Queue a second copy of every matching message, after everything queued: the
+            // copies arrive late, so this both duplicates and reorders.
+            let to = args.ids("to")?;
+            let copies: Vec<Message> = env
+                .queue
+                .iter()
+                .filter(|m| to.as_ref().is_none_or(|t| t.contains(&m.to)))
+                .cloned()
+                .collect();
+            for m in &copies {
+                writeln!(out, "duplicated: {m}").unwrap();
+            }
+            env.queue.extend(copies);
         }
         "stabilize" => {
             let ids = if args.positional.is_empty() {

@@ -1,7 +1,8 @@
 //! Seed sweeps of the deterministic simulator.
 //!
 //! `cargo test --test sim_sweep` runs 500 seeds; `SIM_SEEDS=5000` runs more, `SIM_SEED=N`
-//! replays one seed (printing its trace on failure). Every failure prints its seed.
+//! replays one seed (printing its trace on failure, or always with `SIM_TRACE=1`). Every
+//! failure prints its seed.
 
 use raftkv::sim::{run_seed, SimOptions, Simulation};
 
@@ -19,9 +20,12 @@ fn sweep_seeds_all_checkers_hold() {
         opts.record_trace = true;
         let mut sim = Simulation::new(seed, opts);
         let result = sim.run();
-        if let Err(v) = result {
-            println!("{}", sim.trace.unwrap_or_default());
-            panic!("{v}");
+        if result.is_err() || std::env::var_os("SIM_TRACE").is_some() {
+            println!("{}", sim.trace.take().unwrap_or_default());
+        }
+        match result {
+            Ok(summary) => println!("seed {seed}: {summary:?}"),
+            Err(v) => panic!("{v}"),
         }
         return;
     }

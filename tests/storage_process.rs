@@ -405,3 +405,34 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_when_space_returns() {
     }
     assert_eq!(found.get("/full/after").map(String::as_str), Some("back"));
 }
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused_and_says_why() {
+    let data_dir = temp_dir("locked");
+    let (client_port, peer_port) = (free_port(), free_port());
+    let _first = spawn(&data_dir, client_port, peer_port, &[]);
+    let (other_client, other_peer) = (
+        format!("http://127.0.0.1:{}", free_port()),
+        format!("http://127.0.0.1:{}", free_port()),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["--name", "s", "--data-dir"])
+        .arg(&data_dir)
+        .args([
+            "--listen-client-urls",
+            &other_client,
+            "--listen-peer-urls",
+            &other_peer,
+        ])
+        .output()
+        .expect("running a second raftkv");
+    assert!(
+        !output.status.success(),
+        "a second process started on a locked data dir"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&data_dir.display().to_string()),
+        "the refusal should name the data dir: {stderr}"
+    );
+}

@@ -616,3 +616,54 @@ fn clean_shutdown_after_a_snapshot_marker_used_the_reserve() {
         Some(SnapshotMarker { index: 4, term: 1 })
     );
 }
+
+#[test]
+fn failed_sync_is_never_retried_as_success() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = TempDir::new("wal-eio");
+    let fault = Arc::new(AtomicBool::new(false));
+    let opts = WalOptions {
+        fail_syncs: Some(Arc::clone(&fault)),
+        ..small()
+    };
+    let (mut wal, _) = Wal::open(&dir.0, opts).unwrap();
+    wal.append_entries(&entries(1..=3, 1)).unwrap();
+    wal.sync().unwrap();
+    wal.append_entries(&entries(4..=5, 1)).unwrap();
+    fault.store(true, Ordering::SeqCst);
+    let first = wal.sync().unwrap_err();
+    assert!(
+        matches!(
+            &first,
+            WalError::Io {
+                operation: "msync",
+                ..
+            }
+        ),
+        "{first}"
+    );
+    // The disk "recovers", but the WAL does not pretend the failed sync succeeded.
+    fault.store(false, Ordering::SeqCst);
+    for _ in 0..2 {
+        let later = wal.sync().unwrap_err();
+        assert!(
+            matches!(&later, WalError::Poisoned { first_error } if **first_error == first),
+            "{later}"
+        );
+    }
+    assert!(matches!(
+        wal.append_entries(&entries(6..=6, 1)),
+        Err(WalError::Poisoned { .. })
+    ));
+    assert!(matches!(
+        wal.release_before(1),
+        Err(WalError::Poisoned { .. })
+    ));
+    assert!(wal.close_clean().is_err());
+    // A restart recovers what is on disk: at least everything acknowledged.
+    let (_wal, recovered) = Wal::open(&dir.0, small()).unwrap();
+    assert!(recovered.last_index >= 3);
+    assert_eq!(recovered.entries[..3], entries(1..=3, 1)[..]);
+    assert!(!recovered.clean_shutdown);
+}

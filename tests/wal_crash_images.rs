@@ -208,6 +208,7 @@ fn run_workload(seed: u64, dir: &Path) -> (Vec<Op>, Vec<Image>) {
     let opts = WalOptions {
         segment_size_bytes: 4096,
         max_total_bytes: None,
+        fail_syncs: None,
         after_durable: Some(Arc::new(move |wal_dir: &Path| {
             let progress = *hook_progress.lock().unwrap();
             hook_images.lock().unwrap().push(Image {

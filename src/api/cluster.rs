@@ -67,6 +67,9 @@ fn parse_peer_urls(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String
         #[serde(rename = "peerURLs", default)]
         peer_urls: Vec<String>,
     }
+    if let Some(error) = crate::api::gojson::syntax_error(body) {
+        return Err(Reply::json(400, message_json(&error)));
+    }
     let request: MemberCreateRequest =
         serde_json::from_slice(body).map_err(|e| Reply::json(400, message_json(&e.to_string())))?;
     if request.peer_urls.is_empty() {
@@ -308,4 +311,31 @@ pub fn metrics(node: &Node) -> Reply {
     );
     drop(store);
     Reply::new(200, "text/plain; version=0.0.4", body)
+}
+
+/// `/debug/vars`, in the shape of Go's expvar page: the command line and memory figures.
+pub fn debug_vars(node: &Node, method: &str) -> Reply {
+    if method != "GET" {
+        return Reply::method_not_allowed(&["GET"]);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let mut out = String::from("{\n\"cmdline\": ");
+    push_string_list(&mut out, &args);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    out.push_str(&format!(
+        ",\n\"memstats\": {{\"Sys\": {}, \"HeapInuse\": {}}},\n\"raftkv\": {{\"etcdIndex\": {}, \"raftIndex\": {}}}\n}}\n",
+        kib("VmSize:") * 1024,
+        kib("VmRSS:") * 1024,
+        node.store.read().current_index(),
+        node.raft_index()
+    ));
+    Reply::new(200, "application/json; charset=utf-8", out)
 }

@@ -4,15 +4,18 @@
 //! ([`server`]), its parameters parsed by Go's rules ([`form`]), validated and dispatched to a
 //! key-space operation ([`keys`]), executed through the [`crate::node::Node`], and the answer
 //! rendered as etcd renders it ([`render`], [`json`]). The other endpoints (members, machines,
-//! stats, version, health) live in [`cluster`].
+//! stats, version, health) live in [`cluster`]; v2 auth (`/v2/auth/*` and the access
+//! checks on keys and members) in [`auth`].
 //!
 //! Bounds: a fixed pool of worker threads takes requests (`--max-client-workers`), form bodies
 //! are refused over `--max-request-bytes` (etcd's 10 MiB), and parked watches hold no worker
 //! (`--max-parked-watches`).
 
+pub mod auth;
 pub mod cluster;
 pub mod form;
 pub mod fuzz;
+pub mod gojson;
 pub mod http;
 pub mod json;
 pub mod keys;

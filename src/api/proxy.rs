@@ -129,6 +129,7 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         })
         .map_err(|e| e.to_string())?;
     let server = Arc::new(server);
+    crate::api::server::spawn_pool_nudger(&server, local_addr);
     for n in 0..config.max_client_workers.max(1) {
         let server = server.clone();
         let proxy = proxy.clone();

@@ -1,8 +1,9 @@
 //! etcd's v2 JSON for events, nodes and errors, byte for byte (field order and omission rules
 //! of etcd's `NodeExtern`, `Event` and `v2error.Error`).
 //!
-//! `ttl` is computed here, at response time, from the node's absolute expiration and the
-//! responding member's clock: `ceil((expiration - now) / 1 s)` for a future expiration,
+//! `ttl` is computed here from the node's absolute expiration and a clock reading: the time
+//! of the write for events of writes ([`crate::store::Event::at`], so an event served from
+//! the history shows the TTL it had then), the responding member's clock for reads: `ceil((expiration - now) / 1 s)` for a future expiration,
 //! truncated toward zero for a past one, and omitted when it comes out as 0.
 
 use crate::api::json::{push_string, rfc3339_nanos};
@@ -17,6 +18,8 @@ pub fn event_json(event: &Event, now: UnixNanos, no_value_on_success: bool) -> S
     use crate::store::Action::*;
     let drop_nodes =
         no_value_on_success && matches!(event.action, Set | CompareAndSwap | Create | Update);
+    // A write's TTLs are as of the write (what etcd stored in the event); a read's as of now.
+    let now = event.at.unwrap_or(now);
     if !drop_nodes {
         out.push_str(",\"node\":");
         push_node(&mut out, &event.node, now);

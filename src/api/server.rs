@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::api::cluster;
-use crate::api::form::{unescape, Form};
+use crate::api::form::{parse_go_bool, unescape, Form};
 use crate::api::http::{escape_path, http_date, mux_clean_path, status_text, Reply};
 use crate::api::keys::{parse_key_request, KeyOp};
 use crate::api::render::{error_json, event_json};
+use crate::api::{auth, cluster};
 use crate::node::watch::WatchSink;
 use crate::node::{ids::format_id, now_unix_nanos, Node};
 use crate::store::{ErrorCode, Event, V2Error, WatchStart};
@@ -67,6 +67,7 @@ pub fn serve(
             reason: "not an IP listener".into(),
         })?;
     let server = Arc::new(server);
+    spawn_pool_nudger(&server, local_addr);
     for n in 0..workers.max(1) {
         let server = server.clone();
         let node = node.clone();
@@ -80,6 +81,36 @@ pub fn serve(
             .expect("spawning a client worker");
     }
     Ok(ClientServer { server, local_addr })
+}
+
+/// How often the connection pool is nudged (see [`spawn_pool_nudger`]).
+const POOL_NUDGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// tiny_http 0.12 serves each connection on a thread of its task pool, and the pool decides
+/// whether to start a thread from a count of idle threads that lags behind: when two
+/// connections arrive together and one thread is idle, the second connection is queued behind
+/// threads that are busy with keep-alive connections, and is not served until one of them
+/// ends (found by raftkv-bench: accepted connections with an unread request). A connection
+/// made to ourselves every 100 ms makes the pool start a thread when none is idle; that thread
+/// then takes the queued connections. The nudge ends when the server is dropped.
+pub fn spawn_pool_nudger(server: &Arc<tiny_http::Server>, local_addr: std::net::SocketAddr) {
+    let weak = Arc::downgrade(server);
+    let mut target = local_addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let spawned = std::thread::Builder::new()
+        .name("pool-nudge".into())
+        .spawn(move || loop {
+            std::thread::sleep(POOL_NUDGE_INTERVAL);
+            if weak.upgrade().is_none() {
+                return;
+            }
+            let _ = std::net::TcpStream::connect_timeout(&target, POOL_NUDGE_INTERVAL);
+        });
+    if let Err(error) = spawned {
+        eprintln!("raftkv: cannot start the connection-pool nudger: {error}");
+    }
 }
 
 fn cors_headers(node: &Node, request: &Request) -> Vec<(&'static str, String)> {
@@ -176,12 +207,15 @@ fn handle(node: &Node, mut request: Request) {
         return respond(request, reply, cors);
     }
     let reply = match path.as_str() {
-        "/v2/keys" => return keys(node, request, &method, "", &raw_query, cors),
-        p if p.starts_with("/v2/keys/") => {
-            let below = p["/v2/keys/".len()..].to_string();
-            return keys(node, request, &method, &below, &raw_query, cors);
+        p if p == "/v2/keys" || p.starts_with("/v2/keys/") => {
+            let after_keys = p["/v2/keys".len()..].to_string();
+            return keys(node, request, &method, &after_keys, &raw_query, cors);
         }
-        p if p == "/v2/members" || p.starts_with("/v2/members/") => {
+        p if p.starts_with("/v2/auth/") => auth::serve(node, &mut request, &method, p),
+        p if p == "/v2/members" || p.starts_with("/v2/members/") => 'members: {
+            if let Some(refusal) = auth::check_members_write(node, &request, &method) {
+                break 'members refusal;
+            }
             let content_type = header_value(&request, "Content-Type");
             let body = if matches!(method.as_str(), "POST" | "PUT") {
                 read_body(&mut request, MAX_MEMBERS_BODY_BYTES)
@@ -203,6 +237,7 @@ fn handle(node: &Node, mut request: Request) {
         "/version" => cluster::version(&method),
         "/health" => cluster::health(node, &method),
         "/metrics" => cluster::metrics(node),
+        "/debug/vars" => cluster::debug_vars(node, &method),
         _ => Reply::not_found(),
     };
     respond(request, reply, cors)
@@ -306,10 +341,12 @@ fn keys(
     node: &Node,
     mut request: Request,
     method: &str,
-    below: &str,
+    after_keys: &str,
     raw_query: &str,
     cors: Vec<(&'static str, String)>,
 ) {
+    // after_keys is "/a/b" for /v2/keys/a/b and "" for /v2/keys itself; below is "a/b".
+    let below = after_keys.strip_prefix('/').unwrap_or("");
     if !matches!(method, "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
         return respond(
             request,
@@ -335,6 +372,11 @@ fn keys(
         Ok(op) => op,
         Err(error) => return respond(request, key_error(node, &error), cors),
     };
+    // etcd checks access after validation, on the decoded path as sent (not cleaned).
+    let recursive = form.get("recursive").and_then(parse_go_bool) == Some(true);
+    if let Err(error) = auth::check_key_access(node, &request, method, after_keys, recursive) {
+        return respond(request, key_error(node, &error), cors);
+    }
     let reply = match op {
         KeyOp::Get {
             key,
@@ -434,9 +476,11 @@ fn watch(
             let current_index = store.current_index();
             drop(store);
             // Satisfied from history: the head and the one event at once. A stream watch
-            // answered from history gets that one event and then its response ends.
+            // answered from history gets that one event and then nothing more, its response
+            // left open, as on etcd (the watcher is never registered for live events); the hub
+            // keeps such responses as inert sinks and closes the oldest when it needs room.
             let head = watch_head(node, current_index, &cors);
-            let sink = Arc::new(WatchSink::new(id, false, request.into_writer(), head));
+            let sink = Arc::new(WatchSink::new(id, stream, request.into_writer(), head));
             let body = event_json(&event, now_unix_nanos(), false).into_bytes();
             node.watches.park(sink);
             node.watches.fire(vec![(id, body)]);

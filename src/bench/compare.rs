@@ -8,16 +8,21 @@
 //! table shows medians over rounds and raftkv/etcd ratios. Then, on fresh servers one at a
 //! time: resident memory after loading the memory key set, data-dir size, and the time from a
 //! restart's spawn to the first successful read of a loaded key. The disk's raw 4 KiB
-//! append + fdatasync latency and the raftkv binary's size are printed for context.
+//! fdatasync latency (appending, and overwriting a pre-written file) and the raftkv binary's
+//! size are printed for context.
+//!
+//! Last, unless skipped, the same core workloads against a 3-member cluster of each, to the
+//! leader and to a follower ([`crate::bench::cluster`]).
 //!
 //! When etcd is not installed, the etcd columns are left empty with a printed note.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::bench::disk::append_fdatasync_latency;
+use crate::bench::cluster::{run_cluster_phase, ClusterSettings};
+use crate::bench::disk::{append_fdatasync_latency, overwrite_fdatasync_latency};
 use crate::bench::process::{
-    disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
+    apparent_size_bytes, disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
 };
 use crate::bench::report::{fan_out_line, median, ratio, table, workload_line};
 use crate::bench::watch::{run_fan_out, FanOutResult, FanOutSettings};
@@ -45,17 +50,61 @@ pub struct CompareSettings {
     pub memory_keys: u64,
     /// How long a server may take to answer after a start.
     pub start_limit: Duration,
+    /// Members of the clusters of the cluster phase (below 2: the phase is skipped).
+    pub cluster_members: usize,
+}
+
+/// Columns of the side-by-side table.
+pub(crate) const COMPARISON_HEADER: [&str; 10] = [
+    "workload",
+    "raftkv/s",
+    "etcd/s",
+    "ratio",
+    "raftkv p50 ms",
+    "etcd p50 ms",
+    "ratio",
+    "raftkv p99 ms",
+    "etcd p99 ms",
+    "ratio",
+];
+
+/// One row of the side-by-side table.
+pub(crate) fn comparison_row(
+    name: String,
+    ours: Option<Medians>,
+    theirs: Option<Medians>,
+) -> Vec<String> {
+    let ms = |nanos: f64| format!("{:.3}", nanos / 1e6);
+    let ours_throughput = ours.map(|m| m.throughput);
+    vec![
+        name,
+        cell(ours_throughput, |v| format!("{v:.0}")),
+        cell(theirs.map(|m| m.throughput), |v| format!("{v:.0}")),
+        ratio(ours_throughput.unwrap_or(0.0), theirs.map(|m| m.throughput)),
+        cell(ours.map(|m| m.p50_nanos), ms),
+        cell(theirs.map(|m| m.p50_nanos), ms),
+        ratio(
+            ours.map(|m| m.p50_nanos).unwrap_or(0.0),
+            theirs.map(|m| m.p50_nanos),
+        ),
+        cell(ours.map(|m| m.p99_nanos), ms),
+        cell(theirs.map(|m| m.p99_nanos), ms),
+        ratio(
+            ours.map(|m| m.p99_nanos).unwrap_or(0.0),
+            theirs.map(|m| m.p99_nanos),
+        ),
+    ]
 }
 
 /// Medians of one workload on one server.
 #[derive(Debug, Clone, Copy, Default)]
-struct Medians {
+pub(crate) struct Medians {
     throughput: f64,
     p50_nanos: f64,
     p99_nanos: f64,
 }
 
-fn workload_medians(results: &[WorkloadResult]) -> Option<Medians> {
+pub(crate) fn workload_medians(results: &[WorkloadResult]) -> Option<Medians> {
     if results.is_empty() {
         return None;
     }
@@ -145,6 +194,7 @@ struct Footprint {
     load_seconds: Option<f64>,
     resident_bytes: Option<f64>,
     data_dir_bytes: Option<f64>,
+    data_dir_apparent_bytes: Option<f64>,
     restart_to_read_seconds: Option<f64>,
 }
 
@@ -181,20 +231,71 @@ fn measure_footprint(
     std::thread::sleep(Duration::from_millis(500));
     footprint.resident_bytes = server.resident_kib().map(|kib| kib as f64 * 1024.0);
     footprint.data_dir_bytes = Some(disk_usage_bytes(&spec.data_dir) as f64);
+    footprint.data_dir_apparent_bytes = Some(apparent_size_bytes(&spec.data_dir) as f64);
     server.stop();
     let probe_key = preloaded_key(prefix, settings.memory_keys - 1);
     let mut restarted = spec.spawn()?;
     match restarted.time_to_first_read(&probe_key, settings.start_limit) {
         Some(elapsed) => footprint.restart_to_read_seconds = Some(elapsed.as_secs_f64()),
         None => println!(
-            "note: {}: after a restart, {probe_key} was not readable within {:?} \
-             (not durable, or not serving)",
+            "note: {}: after a restart, {probe_key} was not readable (answered 'not found' for \
+             {:?} after its first answer, or no answer within {:?}): the key was not durable",
             kind.label(),
+            crate::bench::process::RESTART_GRACE,
             settings.start_limit
         ),
     }
     restarted.stop();
     Ok(footprint)
+}
+
+/// The two raw fdatasync probes of [`crate::bench::disk`], taken together.
+struct DiskProbe {
+    append: Option<crate::bench::histogram::Histogram>,
+    overwrite: Option<crate::bench::histogram::Histogram>,
+}
+
+fn probe_disk() -> DiskProbe {
+    let dir = TempDir::new("disk-probe").ok();
+    DiskProbe {
+        append: dir
+            .as_ref()
+            .and_then(|d| append_fdatasync_latency(&d.path, 2000, Duration::from_secs(2)).ok()),
+        overwrite: dir
+            .as_ref()
+            .and_then(|d| overwrite_fdatasync_latency(&d.path, 2000, Duration::from_secs(2)).ok()),
+    }
+}
+
+fn print_disk_probe(when: &str, probe: &DiskProbe) {
+    let show = |latency: &Option<crate::bench::histogram::Histogram>| match latency {
+        Some(latency) => format!(
+            "p50 {:.3} ms, p99 {:.3} ms ({} samples)",
+            latency.quantile_nanos(0.5) as f64 / 1e6,
+            latency.quantile_nanos(0.99) as f64 / 1e6,
+            latency.count()
+        ),
+        None => "probe failed".into(),
+    };
+    println!(
+        "disk {when}: 4 KiB append + fdatasync {}; 4 KiB overwrite of a pre-written file + \
+         fdatasync {}",
+        show(&probe.append),
+        show(&probe.overwrite)
+    );
+}
+
+/// The first three fields of `/proc/loadavg`, or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Runs the whole comparison and prints it. Errors only when a server cannot be started.
@@ -223,6 +324,8 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             .unwrap_or(1)
     );
 
+    let load_at_start = load_average();
+    let disk_at_start = probe_disk();
     let mut kinds = vec![(ServerKind::Raftkv, settings.raftkv.clone())];
     if let Some(etcd) = &settings.etcd {
         kinds.push((ServerKind::Etcd, etcd.clone()));
@@ -336,50 +439,59 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         );
         for (kind, program) in &kinds {
             let footprint = measure_footprint(*kind, program, settings)?;
-            println!("{:<7} {:?}", kind.label(), footprint);
+            let show = |value: Option<f64>, format: &dyn Fn(f64) -> String| {
+                value.map(format).unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<7} loaded in {} s, resident {} MiB, data dir {} MiB allocated / {} MiB \
+                 apparent, restart to first read {} ms",
+                kind.label(),
+                show(footprint.load_seconds, &|v| format!("{v:.2}")),
+                show(footprint.resident_bytes, &mib),
+                show(footprint.data_dir_bytes, &mib),
+                show(footprint.data_dir_apparent_bytes, &mib),
+                show(footprint.restart_to_read_seconds, &|v| format!(
+                    "{:.0}",
+                    v * 1000.0
+                )),
+            );
             footprints.push(footprint);
         }
     }
 
-    let fdatasync = TempDir::new("disk-probe")
-        .ok()
-        .and_then(|dir| append_fdatasync_latency(&dir.path, 2000, Duration::from_secs(3)).ok());
+    let cluster_outcome = if settings.cluster_members >= 2 {
+        println!(
+            "\n== {}-member clusters, to the leader and to a follower",
+            settings.cluster_members
+        );
+        let cluster_settings = ClusterSettings {
+            members: settings.cluster_members,
+            rounds: settings.rounds,
+            max_requests: settings.max_requests,
+            time_limit: settings.time_limit,
+            request_timeout: settings.request_timeout,
+            preload_keys: settings.preload_keys,
+            start_limit: settings.start_limit,
+        };
+        match run_cluster_phase(&cluster_settings, &kinds) {
+            Ok(outcome) => Some(outcome),
+            Err(error) => {
+                println!("note: the cluster phase failed: {error}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let disk_at_end = probe_disk();
+    let load_at_end = load_average();
 
     // The table.
-    let header = [
-        "workload",
-        "raftkv/s",
-        "etcd/s",
-        "ratio",
-        "raftkv p50 ms",
-        "etcd p50 ms",
-        "ratio",
-        "raftkv p99 ms",
-        "etcd p99 ms",
-        "ratio",
-    ];
-    let ms = |nanos: f64| format!("{:.3}", nanos / 1e6);
+    let header = COMPARISON_HEADER;
     let mut rows = Vec::new();
     let mut push = |name: String, ours: Option<Medians>, theirs: Option<Medians>| {
-        let ours_throughput = ours.map(|m| m.throughput);
-        rows.push(vec![
-            name,
-            cell(ours_throughput, |v| format!("{v:.0}")),
-            cell(theirs.map(|m| m.throughput), |v| format!("{v:.0}")),
-            ratio(ours_throughput.unwrap_or(0.0), theirs.map(|m| m.throughput)),
-            cell(ours.map(|m| m.p50_nanos), ms),
-            cell(theirs.map(|m| m.p50_nanos), ms),
-            ratio(
-                ours.map(|m| m.p50_nanos).unwrap_or(0.0),
-                theirs.map(|m| m.p50_nanos),
-            ),
-            cell(ours.map(|m| m.p99_nanos), ms),
-            cell(theirs.map(|m| m.p99_nanos), ms),
-            ratio(
-                ours.map(|m| m.p99_nanos).unwrap_or(0.0),
-                theirs.map(|m| m.p99_nanos),
-            ),
-        ]);
+        rows.push(comparison_row(name, ours, theirs));
     };
     for (index, workload) in workloads.iter().enumerate() {
         push(
@@ -401,8 +513,29 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     );
     print!("{}", table(&header, &rows));
 
+    if let Some(cluster) = &cluster_outcome {
+        println!(
+            "\n== {}-member clusters: medians over {} rounds",
+            settings.cluster_members, settings.rounds
+        );
+        print!("{}", cluster.table);
+        let show = |values: &[u64], i: usize| values.get(i).map_or("-".into(), u64::to_string);
+        println!(
+            "clusters: failed requests raftkv {}, etcd {}; connections accepted but left \
+             unanswered (re-dialled) raftkv {}, etcd {}",
+            show(&cluster.failures, 0),
+            show(&cluster.failures, 1),
+            show(&cluster.stalled_connections, 0),
+            show(&cluster.stalled_connections, 1)
+        );
+        println!();
+    }
     let failures = |results: &[Vec<WorkloadResult>]| -> u64 {
-        results.iter().flatten().map(|r| r.failed).sum()
+        results
+            .iter()
+            .flatten()
+            .map(|r| r.failed_requests + r.failed_workers)
+            .sum()
     };
     println!(
         "failed requests over all runs: raftkv {}, etcd {}",
@@ -412,12 +545,30 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             .map(failures)
             .map_or("-".into(), |n| n.to_string())
     );
+    let stalls = |results: &[Vec<WorkloadResult>], fan_outs: &[FanOutResult]| -> u64 {
+        results
+            .iter()
+            .flatten()
+            .map(|r| r.stalled_connections)
+            .sum::<u64>()
+            + fan_outs.iter().map(|r| r.stalled_connections).sum::<u64>()
+    };
+    println!(
+        "connections accepted but left unanswered (re-dialled): raftkv {}, etcd {}",
+        stalls(&raftkv.results, &raftkv.fan_outs),
+        match (&etcd_results, &etcd_fan_outs) {
+            (Some(results), Some(fan_outs)) => stalls(results, fan_outs).to_string(),
+            _ => "-".into(),
+        }
+    );
     let watch_summary = |fan_outs: &[FanOutResult]| -> String {
         let sum = |f: fn(&FanOutResult) -> u64| fan_outs.iter().map(f).sum::<u64>();
         format!(
-            "{} runs, missed {}, duplicated {}, unexpected {}, history-cleared {}, timed-out watchers {}",
+            "{} runs, missed {}, undelivered at the time limit {}, duplicated {}, unexpected {}, \
+             history-cleared {}, timed-out watchers {}",
             fan_outs.len(),
             sum(|r| r.missed),
+            sum(|r| r.undelivered),
             sum(|r| r.duplicated),
             sum(|r| r.unexpected),
             sum(|r| r.history_cleared),
@@ -473,9 +624,15 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
             &mib,
         );
         push_metric(
-            format!("data dir MiB with {keys} keys"),
+            format!("data dir MiB allocated (du) with {keys} keys"),
             ours.data_dir_bytes,
             theirs.and_then(|f| f.data_dir_bytes),
+            &mib,
+        );
+        push_metric(
+            "data dir MiB apparent (file lengths)".into(),
+            ours.data_dir_apparent_bytes,
+            theirs.and_then(|f| f.data_dir_apparent_bytes),
             &mib,
         );
         push_metric(
@@ -487,15 +644,17 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     }
     println!();
     print!("{}", table(&["metric", "raftkv", "etcd", "ratio"], &extra));
-    match &fdatasync {
-        Some(latency) => println!(
-            "disk: 4 KiB append + fdatasync p50 {:.3} ms, p99 {:.3} ms ({} samples)",
-            latency.quantile_nanos(0.5) as f64 / 1e6,
-            latency.quantile_nanos(0.99) as f64 / 1e6,
-            latency.count()
-        ),
-        None => println!("disk: the fdatasync probe failed"),
+    if settings.memory_keys > 0 && ours.data_dir_apparent_bytes == Some(0.0) {
+        println!(
+            "WARNING: raftkv's data dir is empty after {} acknowledged writes: this build does \
+             not persist (no WAL, no fsync), so its write numbers are NOT comparable with etcd's \
+             durable writes",
+            settings.memory_keys
+        );
     }
+    print_disk_probe("at start", &disk_at_start);
+    print_disk_probe("at end", &disk_at_end);
+    println!("load average (1/5/15 min) at start: {load_at_start}; at end: {load_at_end}");
     match std::fs::metadata(&settings.raftkv) {
         Ok(metadata) => println!(
             "raftkv binary: {} bytes ({:.2} MiB)",

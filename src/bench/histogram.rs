@@ -123,7 +123,8 @@ impl Histogram {
     }
 
     /// The value at `quantile` (0.0..=1.0): the upper bound of the bucket holding the
-    /// `ceil(quantile * count)`-th smallest value, clamped to `[min, max]`. 0 when empty.
+    /// `ceil(quantile * count)`-th smallest value, clamped to `[min, max]`; exactly the minimum
+    /// for the first value. 0 when empty.
     pub fn quantile_nanos(&self, quantile: f64) -> u64 {
         assert!(
             (0.0..=1.0).contains(&quantile),
@@ -133,6 +134,9 @@ impl Histogram {
             return 0;
         }
         let rank = ((quantile * self.total_count as f64).ceil() as u64).clamp(1, self.total_count);
+        if rank == 1 {
+            return self.min_nanos;
+        }
         let mut seen = 0u64;
         for (bucket, count) in self.counts.iter().enumerate() {
             seen += count;
@@ -172,7 +176,7 @@ mod tests {
                 (upper - value) as f64 <= value as f64 / SUB_BUCKETS as f64,
                 "bucket bound {upper} too far from {value}"
             );
-            value = value * 9 / 8 + 1;
+            value = value.saturating_add(value / 8 + 1);
         }
         assert_eq!(bucket_of(u64::MAX), BUCKET_COUNT - 1);
         assert_eq!(bucket_upper_bound(BUCKET_COUNT - 1), u64::MAX);

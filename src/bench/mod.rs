@@ -11,10 +11,12 @@
 //! - [`process`]: spawning servers on free ports with fresh data dirs, killed by PID on drop;
 //!   resident memory and data-dir size.
 //! - [`compare`]: raftkv and etcd side by side, alternating, medians and ratios.
+//! - [`cluster`]: the same for 3-member clusters, to the leader and to a follower.
 //! - [`disk`]: the raw append + fdatasync latency of the disk, for context.
 //!
 //! It lives in the library (not only in the binary) so `tests/bench_smoke.rs` can drive it.
 
+pub mod cluster;
 pub mod compare;
 pub mod disk;
 pub mod histogram;

@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::requests::Session;
+use crate::bench::requests::{RequestError, Session};
+
+/// How long a restarted server may answer "not found" for a loaded key before the key counts
+/// as lost (a server may answer before it has replayed everything).
+pub const RESTART_GRACE: Duration = Duration::from_secs(5);
 
 /// Which server a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,7 @@ pub enum ProcessError {
     Spawn { program: PathBuf, reason: String },
     NotReady { program: PathBuf, waited: Duration },
     Exited { program: PathBuf, status: String },
+    NoLeader { program: PathBuf, waited: Duration },
     Io { path: PathBuf, reason: String },
 }
 
@@ -45,6 +50,12 @@ impl fmt::Display for ProcessError {
             ProcessError::NotReady { program, waited } => write!(
                 f,
                 "{} did not answer GET /version within {:?}",
+                program.display(),
+                waited
+            ),
+            ProcessError::NoLeader { program, waited } => write!(
+                f,
+                "no {} member reported StateLeader within {:?}",
                 program.display(),
                 waited
             ),
@@ -102,20 +113,59 @@ pub struct ServerSpec {
     pub kind: ServerKind,
     pub program: PathBuf,
     pub data_dir: PathBuf,
+    /// Member name (`--name`).
+    pub name: String,
     pub client_port: u16,
-    /// etcd's peer port (raftkv single node: unused, still passed for symmetry).
     pub peer_port: u16,
+    /// `--initial-cluster`: `name=http://127.0.0.1:port,…` of every member, this one included.
+    pub initial_cluster: String,
 }
 
 impl ServerSpec {
+    /// A single-member server.
     pub fn new(kind: ServerKind, program: PathBuf, data_dir: PathBuf) -> ServerSpec {
+        let peer_port = free_port();
         ServerSpec {
             kind,
             program,
             data_dir,
+            name: "bench".into(),
             client_port: free_port(),
-            peer_port: free_port(),
+            peer_port,
+            initial_cluster: format!("bench=http://127.0.0.1:{peer_port}"),
         }
+    }
+
+    /// The members of a new `members`-member cluster, data dirs `base_dir/m1`, `m2`, ….
+    pub fn cluster(
+        kind: ServerKind,
+        program: &Path,
+        base_dir: &Path,
+        members: usize,
+    ) -> Vec<ServerSpec> {
+        let mut specs: Vec<ServerSpec> = (1..=members)
+            .map(|n| {
+                let name = format!("m{n}");
+                ServerSpec {
+                    kind,
+                    program: program.to_path_buf(),
+                    data_dir: base_dir.join(&name),
+                    name,
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    initial_cluster: String::new(),
+                }
+            })
+            .collect();
+        let initial_cluster = specs
+            .iter()
+            .map(|s| format!("{}=http://127.0.0.1:{}", s.name, s.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for spec in &mut specs {
+            spec.initial_cluster = initial_cluster.clone();
+        }
+        specs
     }
 
     pub fn client_url(&self) -> String {
@@ -127,7 +177,7 @@ impl ServerSpec {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut args = vec![
             "--name".to_string(),
-            "bench".into(),
+            self.name.clone(),
             "--data-dir".into(),
             self.data_dir.display().to_string(),
             "--listen-client-urls".into(),
@@ -137,9 +187,11 @@ impl ServerSpec {
             "--listen-peer-urls".into(),
             peer.clone(),
             "--initial-advertise-peer-urls".into(),
-            peer.clone(),
+            peer,
             "--initial-cluster".into(),
-            format!("bench={peer}"),
+            self.initial_cluster.clone(),
+            "--initial-cluster-state".into(),
+            "new".into(),
         ];
         if self.kind == ServerKind::Etcd {
             // etcd fsyncs its WAL on every commit by default; nothing to change for durability.
@@ -213,9 +265,11 @@ impl Server {
     }
 
     /// Time from spawn until `GET /v2/keys<key>` answers 200 (polling every few ms), or None
-    /// if it never does within `limit` (the key is gone, or the server never serves).
+    /// if it never does within `limit`, or if the server keeps answering something else (a
+    /// 404: the key was lost) for [`RESTART_GRACE`] after its first answer.
     pub fn time_to_first_read(&mut self, key: &str, limit: Duration) -> Option<Duration> {
         let deadline = self.started_at + limit;
+        let mut first_answer: Option<Instant> = None;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return None;
@@ -223,13 +277,28 @@ impl Server {
             if let Ok(mut session) =
                 Session::new(&self.spec.client_url(), Duration::from_millis(500))
             {
-                if session.get(key, false).is_ok() {
-                    return Some(self.started_at.elapsed());
+                match session.get(key, false) {
+                    Ok(_) => return Some(self.started_at.elapsed()),
+                    Err(RequestError::Status { .. }) => {
+                        let since = *first_answer.get_or_insert_with(Instant::now);
+                        if since.elapsed() > RESTART_GRACE {
+                            return None;
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
             std::thread::sleep(Duration::from_millis(2));
         }
         None
+    }
+
+    /// `state` of `GET /v2/stats/self` (`StateLeader`, `StateFollower`, …), if it answers.
+    pub fn raft_state(&self) -> Option<String> {
+        let mut session = Session::new(&self.spec.client_url(), Duration::from_secs(2)).ok()?;
+        let response = session.get_path("/v2/stats/self").ok()?;
+        let stats: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        stats.get("state")?.as_str().map(String::from)
     }
 
     /// VmRSS of the process in KiB.
@@ -289,6 +358,24 @@ pub fn disk_usage_bytes(path: &Path) -> u64 {
     total
 }
 
+/// Bytes of file content under `path` (the sum of file lengths, like `du --apparent-size`).
+pub fn apparent_size_bytes(path: &Path) -> u64 {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !metadata.is_dir() {
+        return metadata.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| apparent_size_bytes(&entry.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// `name` if it is a path to a file, else the first match in `$PATH`.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let direct = PathBuf::from(name);
@@ -321,5 +408,6 @@ mod tests {
         std::fs::write(dir.path.join("sub/b"), vec![1u8; 8 * 1024]).expect("write");
         let bytes = disk_usage_bytes(&dir.path);
         assert!(bytes >= 72 * 1024, "du found {bytes} bytes");
+        assert_eq!(apparent_size_bytes(&dir.path), 72 * 1024);
     }
 }

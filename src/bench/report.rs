@@ -29,9 +29,16 @@ pub fn workload_line(result: &WorkloadResult) -> String {
         result.throughput_per_second(),
         latency_summary(&result.latency),
         result.succeeded,
-        result.failed,
+        result.failed_requests,
         result.elapsed.as_secs_f64()
     );
+    if result.failed_workers > 0 || result.stalled_connections > 0 {
+        let _ = write!(
+            line,
+            "\n    {} connections accepted but unanswered (re-dialled), {} workers never connected",
+            result.stalled_connections, result.failed_workers
+        );
+    }
     if let Some(error) = &result.first_error {
         let _ = write!(line, "\n    first error: {error}");
     }
@@ -42,14 +49,15 @@ pub fn workload_line(result: &WorkloadResult) -> String {
 pub fn fan_out_line(result: &FanOutResult) -> String {
     let mut line = format!(
         "{:<18} {:>9.0} events/s delivered  {} writes x {} watchers: {} delivered, {} missed, \
-         {} duplicated, {} unexpected, {} history-cleared, {} watch errors, {} timed out \
-         ({:.2} s); writer {}",
+         {} undelivered at the time limit, {} duplicated, {} unexpected, {} history-cleared, \
+         {} watch errors, {} timed out ({:.2} s); writer {}",
         format!("watch fan-out W={}", result.watchers),
         result.delivery_rate_per_second(),
         result.writes_acknowledged,
         result.watchers,
         result.delivered,
         result.missed,
+        result.undelivered,
         result.duplicated,
         result.unexpected,
         result.history_cleared,
@@ -58,6 +66,13 @@ pub fn fan_out_line(result: &FanOutResult) -> String {
         result.elapsed.as_secs_f64(),
         latency_summary(&result.write_latency)
     );
+    if result.stalled_connections > 0 {
+        let _ = write!(
+            line,
+            "\n    {} connections accepted but unanswered (re-dialled)",
+            result.stalled_connections
+        );
+    }
     if let Some(error) = &result.first_error {
         let _ = write!(line, "\n    first error: {error}");
     }

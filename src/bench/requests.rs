@@ -13,6 +13,11 @@ use crate::client::http::{Deadlines, HttpClient, HttpError, Request, Response, U
 /// Size of every value written, in bytes (the "100-byte values").
 pub const VALUE_BYTES: usize = 100;
 
+/// How long a fresh connection may wait for its first answer before it is dialled again.
+pub const CONNECTION_STALL_LIMIT: Duration = Duration::from_secs(2);
+/// Dials per worker connection at most (see [`Session::connect_with_retries`]).
+pub const CONNECTION_ATTEMPTS: u64 = 4;
+
 /// Why one benchmark request did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
@@ -139,11 +144,38 @@ impl Session {
 
     /// `GET /version`: opens the connection before measuring starts.
     pub fn warm_up(&mut self) -> Result<(), RequestError> {
+        self.version_within(self.request_timeout)
+    }
+
+    fn version_within(&mut self, timeout: Duration) -> Result<(), RequestError> {
         let mut request = self.get_template.clone();
         request.url.path = "/version".into();
-        let deadlines = self.deadlines();
+        let deadline = Instant::now() + timeout;
+        let deadlines = Deadlines {
+            headers: Some(deadline),
+            body: Some(deadline),
+        };
         let response = self.exchange(&request, deadlines)?;
         self.expect_success(response).map(|_| ())
+    }
+
+    /// Opens the connection with `GET /version`. A new connection that the server accepted but
+    /// never answers within [`CONNECTION_STALL_LIMIT`] is dropped and dialled again, up to
+    /// [`CONNECTION_ATTEMPTS`] times; returns how many connections stalled so (the report
+    /// prints it: it is a server defect, not something to hide).
+    pub fn connect_with_retries(&mut self) -> Result<u64, RequestError> {
+        let mut stalled = 0;
+        let limit = self.request_timeout.min(CONNECTION_STALL_LIMIT);
+        loop {
+            match self.version_within(limit) {
+                Ok(()) => return Ok(stalled),
+                Err(RequestError::Http {
+                    error: HttpError::Timeout { .. },
+                    ..
+                }) if stalled + 1 < CONNECTION_ATTEMPTS => stalled += 1,
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// `PUT /v2/keys<key>` with a [`VALUE_BYTES`]-byte value.
@@ -176,6 +208,23 @@ impl Session {
                 endpoint: self.endpoint.clone(),
                 error,
             })?;
+        self.expect_success(response)
+    }
+
+    /// `GET <path>` (no query), for the stats and version endpoints.
+    pub fn get_path(&mut self, path: &str) -> Result<Response, RequestError> {
+        let request = Request {
+            method: "GET".into(),
+            url: Url {
+                path: path.into(),
+                raw_query: String::new(),
+                ..self.base.clone()
+            },
+            headers: Vec::new(),
+            body: None,
+        };
+        let deadlines = self.deadlines();
+        let response = self.exchange(&request, deadlines)?;
         self.expect_success(response)
     }
 

@@ -53,8 +53,12 @@ pub struct FanOutResult {
     pub writes_failed: u64,
     /// Events seen that were expected, counted once per watcher (the rate's numerator).
     pub delivered: u64,
-    /// Expected (watcher, index) pairs never seen.
+    /// Expected (watcher, index) pairs never seen although the watcher saw a later event: the
+    /// server skipped them.
     pub missed: u64,
+    /// Expected (watcher, index) pairs not seen because the time limit stopped the watcher
+    /// before it got there (a slow server, not a lost event).
+    pub undelivered: u64,
     /// Events seen again by the same watcher.
     pub duplicated: u64,
     /// Events seen whose index no acknowledged write returned.
@@ -65,6 +69,8 @@ pub struct FanOutResult {
     pub watch_errors: u64,
     /// Watchers that had not seen the `done` marker at the time limit.
     pub timed_out_watchers: u64,
+    /// Watcher connections accepted but not answered at first, dialled again.
+    pub stalled_connections: u64,
     pub first_error: Option<String>,
     /// From the common start until the last watcher stopped.
     pub elapsed: Duration,
@@ -86,6 +92,7 @@ impl FanOutResult {
     /// Every watcher saw every acknowledged write exactly once and nothing else.
     pub fn is_exact(&self) -> bool {
         self.missed == 0
+            && self.undelivered == 0
             && self.duplicated == 0
             && self.unexpected == 0
             && self.timed_out_watchers == 0
@@ -102,6 +109,7 @@ struct WatcherLog {
     errors: u64,
     first_error: Option<String>,
     saw_done: bool,
+    stalled_connections: u64,
 }
 
 /// The oldest index in "the requested history has been cleared [start/requested]".
@@ -129,7 +137,7 @@ fn run_watcher(
     let mut log = WatcherLog::default();
     let endpoint = &settings.endpoints[worker % settings.endpoints.len()];
     let session = Session::new(endpoint, settings.request_timeout).and_then(|mut session| {
-        session.warm_up()?;
+        log.stalled_connections = session.connect_with_retries()?;
         Ok(session)
     });
     start_line.wait();
@@ -205,7 +213,11 @@ fn run_writer(
     let mut failed = 0;
     let mut latency = Histogram::new();
     let mut first_error = None;
-    let session = Session::new(&settings.endpoints[0], settings.request_timeout);
+    let session =
+        Session::new(&settings.endpoints[0], settings.request_timeout).and_then(|mut session| {
+            session.connect_with_retries()?;
+            Ok(session)
+        });
     start_line.wait();
     let mut session = match session {
         Ok(session) => session,
@@ -301,23 +313,27 @@ pub fn run_fan_out(
         writes_failed,
         delivered: 0,
         missed: 0,
+        undelivered: 0,
         duplicated: 0,
         unexpected: 0,
         history_cleared: 0,
         watch_errors: 0,
         timed_out_watchers: 0,
+        stalled_connections: 0,
         first_error: writer_error,
         elapsed,
         write_latency,
     };
     for log in logs {
-        let tally = tally_watcher(&expected, &log.seen_indexes);
+        let tally = tally_watcher(&expected, &log.seen_indexes, log.saw_done);
         result.delivered += tally.delivered;
         result.missed += tally.missed;
+        result.undelivered += tally.undelivered;
         result.duplicated += tally.duplicated;
         result.unexpected += tally.unexpected;
         result.history_cleared += log.history_cleared;
         result.watch_errors += log.errors;
+        result.stalled_connections += log.stalled_connections;
         if !log.saw_done {
             result.timed_out_watchers += 1;
         }
@@ -333,15 +349,30 @@ pub fn run_fan_out(
 pub struct WatcherTally {
     pub delivered: u64,
     pub missed: u64,
+    pub undelivered: u64,
     pub duplicated: u64,
     pub unexpected: u64,
 }
 
-/// Compares what a watcher saw with the sorted, distinct `expected` indexes.
-pub fn tally_watcher(expected: &[u64], seen: &[u64]) -> WatcherTally {
+/// Compares what a watcher saw with the sorted, distinct `expected` indexes. An expected index
+/// not seen is `missed` when the watcher saw a later event (or the `done` marker, `finished`):
+/// the server skipped it. Otherwise the watcher simply had not got that far when time ran out,
+/// and it counts as `undelivered`.
+pub fn tally_watcher(expected: &[u64], seen: &[u64], finished: bool) -> WatcherTally {
     let mut seen = seen.to_vec();
     seen.sort_unstable();
     let mut tally = WatcherTally::default();
+    let last_seen = seen.last().copied();
+    for index in expected {
+        if seen.binary_search(index).is_ok() {
+            continue;
+        }
+        if finished || last_seen.is_some_and(|last| last > *index) {
+            tally.missed += 1;
+        } else {
+            tally.undelivered += 1;
+        }
+    }
     let mut previous = None;
     for &index in &seen {
         if previous == Some(index) {
@@ -355,7 +386,11 @@ pub fn tally_watcher(expected: &[u64], seen: &[u64]) -> WatcherTally {
             tally.unexpected += 1;
         }
     }
-    tally.missed = expected.len() as u64 - tally.delivered;
+    assert_eq!(
+        tally.delivered + tally.missed + tally.undelivered,
+        expected.len() as u64,
+        "every expected index is delivered, missed or undelivered"
+    );
     tally
 }
 
@@ -367,25 +402,47 @@ mod tests {
     fn tally_counts_missed_duplicated_and_unexpected() {
         let expected = [5, 6, 7, 8];
         assert_eq!(
-            tally_watcher(&expected, &[5, 6, 7, 8]),
+            tally_watcher(&expected, &[5, 6, 7, 8], true),
             WatcherTally {
                 delivered: 4,
                 ..Default::default()
             }
         );
         assert_eq!(
-            tally_watcher(&expected, &[5, 7, 7, 9, 8]),
+            tally_watcher(&expected, &[5, 7, 7, 9, 8], true),
             WatcherTally {
                 delivered: 3,
                 missed: 1,
                 duplicated: 1,
-                unexpected: 1
+                unexpected: 1,
+                ..Default::default()
             }
         );
         assert_eq!(
-            tally_watcher(&expected, &[]),
+            tally_watcher(&expected, &[], true),
             WatcherTally {
                 missed: 4,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_stopped_watcher_counts_what_it_did_not_reach_as_undelivered() {
+        let expected = [5, 6, 7, 8];
+        assert_eq!(
+            tally_watcher(&expected, &[5, 7], false),
+            WatcherTally {
+                delivered: 2,
+                missed: 1,
+                undelivered: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            tally_watcher(&expected, &[], false),
+            WatcherTally {
+                undelivered: 4,
                 ..Default::default()
             }
         );

@@ -61,8 +61,14 @@ pub struct WorkloadResult {
     pub concurrency: usize,
     /// Requests that got a success answer. Invariant: equals `latency.count()`.
     pub succeeded: u64,
-    /// Requests that failed (errors are not in the histogram).
-    pub failed: u64,
+    /// Requests that failed (errors are not in the histogram). Invariant: `succeeded +
+    /// failed_requests <= max_requests`.
+    pub failed_requests: u64,
+    /// Workers whose connection never answered its first request (they sent nothing more).
+    pub failed_workers: u64,
+    /// New connections the server accepted but did not answer within
+    /// [`crate::bench::requests::CONNECTION_STALL_LIMIT`], dialled again.
+    pub stalled_connections: u64,
     /// The first failure seen, for the report.
     pub first_error: Option<String>,
     /// From the common start to the last worker's end.
@@ -138,6 +144,7 @@ pub fn preload(
                 let next = &next;
                 scope.spawn(move || -> Result<u64, RequestError> {
                     let mut session = Session::new(endpoint, request_timeout)?;
+                    session.connect_with_retries()?;
                     let mut written = 0;
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
@@ -165,8 +172,13 @@ pub fn preload(
 /// What one worker brings back.
 struct WorkerOutcome {
     latency: Histogram,
-    failed: u64,
+    failed_requests: u64,
+    failed_workers: u64,
+    stalled_connections: u64,
     first_error: Option<String>,
+    /// When the worker passed the start line and when it stopped.
+    started: Instant,
+    ended: Instant,
 }
 
 /// Runs `workload` against `settings.endpoints` until the budget or the time limit runs out.
@@ -198,25 +210,36 @@ pub fn run_workload(workload: &Workload, settings: &RunSettings) -> WorkloadResu
             })
             .collect();
         start_line.wait();
-        let start = Instant::now();
+        // The main thread may be scheduled long after the workers started (2 cores, 256
+        // workers): the run spans from the first worker's start to the last worker's end.
         let outcomes: Vec<WorkerOutcome> = handles
             .into_iter()
             .map(|h| h.join().expect("a workload worker panicked"))
             .collect();
-        (outcomes, start.elapsed())
+        let first_start = outcomes.iter().map(|o| o.started).min();
+        let last_end = outcomes.iter().map(|o| o.ended).max();
+        let elapsed = match (first_start, last_end) {
+            (Some(start), Some(end)) => end.saturating_duration_since(start),
+            _ => Duration::ZERO,
+        };
+        (outcomes, elapsed)
     });
     let mut result = WorkloadResult {
         name: workload.name.clone(),
         concurrency,
         succeeded: 0,
-        failed: 0,
+        failed_requests: 0,
+        failed_workers: 0,
+        stalled_connections: 0,
         first_error: None,
         elapsed,
         latency: Histogram::new(),
     };
     for outcome in outcomes {
         result.latency.merge(&outcome.latency);
-        result.failed += outcome.failed;
+        result.failed_requests += outcome.failed_requests;
+        result.failed_workers += outcome.failed_workers;
+        result.stalled_connections += outcome.stalled_connections;
         if result.first_error.is_none() {
             result.first_error = outcome.first_error;
         }
@@ -236,24 +259,30 @@ fn run_worker(
     let endpoint = &settings.endpoints[worker % settings.endpoints.len()];
     let mut outcome = WorkerOutcome {
         latency: Histogram::new(),
-        failed: 0,
+        failed_requests: 0,
+        failed_workers: 0,
+        stalled_connections: 0,
         first_error: None,
+        started: Instant::now(),
+        ended: Instant::now(),
     };
     let session = Session::new(endpoint, settings.request_timeout).and_then(|mut session| {
-        session.warm_up()?;
+        outcome.stalled_connections = session.connect_with_retries()?;
         Ok(session)
     });
     // Every worker reaches the barrier, even a failed one, or the others would wait forever.
     start_line.wait();
+    outcome.started = Instant::now();
+    outcome.ended = outcome.started;
     let mut session = match session {
         Ok(session) => session,
         Err(error) => {
-            outcome.failed += 1;
+            outcome.failed_workers += 1;
             outcome.first_error = Some(error.to_string());
             return outcome;
         }
     };
-    let deadline = Instant::now() + settings.time_limit;
+    let deadline = outcome.started + settings.time_limit;
     let mut picker = KeyPicker::new(worker as u64 + 1);
     let unique_prefix = format!("{}/{tag}/w{worker}-", settings.key_prefix);
     let hot_key = format!("{}/hot", settings.key_prefix);
@@ -262,6 +291,7 @@ fn run_worker(
         if issued.fetch_add(1, Ordering::Relaxed) >= settings.max_requests
             || Instant::now() >= deadline
         {
+            outcome.ended = Instant::now();
             return outcome;
         }
         let started = Instant::now();
@@ -288,7 +318,7 @@ fn run_worker(
         match answer {
             Ok(_) => outcome.latency.record(started.elapsed()),
             Err(error) => {
-                outcome.failed += 1;
+                outcome.failed_requests += 1;
                 if outcome.first_error.is_none() {
                     outcome.first_error = Some(error.to_string());
                 }

@@ -97,6 +97,9 @@ struct CompareArgs {
     /// seconds one request may take
     #[argh(option, default = "10.0")]
     request_timeout_secs: f64,
+    /// members of the clusters compared after the single nodes (0 skips the cluster phase)
+    #[argh(option, default = "3")]
+    cluster_members: usize,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -178,7 +181,7 @@ fn run(cli: &Cli) -> ExitCode {
             continue;
         }
         let result = run_workload(&workload, &settings);
-        any_failure |= result.failed > 0;
+        any_failure |= result.failed_requests > 0 || result.failed_workers > 0;
         println!("{}", workload_line(&result));
     }
     if selected.contains(&"watch") {
@@ -240,6 +243,7 @@ fn compare(args: &CompareArgs) -> ExitCode {
         watch_time_limit: seconds(args.watch_time_limit_secs),
         memory_keys: args.memory_keys,
         start_limit: Duration::from_secs(60),
+        cluster_members: args.cluster_members,
     };
     match run_compare(&settings) {
         Ok(()) => ExitCode::SUCCESS,

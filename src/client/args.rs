@@ -17,6 +17,8 @@ pub enum FlagKind {
     Text,
     Int,
     Duration,
+    /// A text flag that may repeat; values accumulate (urfave's `StringSliceFlag`).
+    TextList,
 }
 
 /// One flag of a command (or of the global set).
@@ -37,6 +39,7 @@ pub enum FlagValue {
     Text(String),
     Int(i64),
     Duration(Duration),
+    TextList(Vec<String>),
 }
 
 /// A parse failure; `Display` is Go's `flag` package text.
@@ -112,6 +115,14 @@ impl Parsed {
         match self.values.get(name) {
             Some(FlagValue::Int(value)) => *value,
             _ => 0,
+        }
+    }
+
+    /// Every value of a repeatable flag, in order.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        match self.values.get(name) {
+            Some(FlagValue::TextList(values)) => values.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -223,6 +234,14 @@ pub fn parse_flags(specs: &[FlagSpec], args: &[String]) -> Result<Parsed, ArgsEr
                     FlagKind::Int => FlagValue::Int(parse_go_int(&text).ok_or_else(bad)?),
                     FlagKind::Duration => {
                         FlagValue::Duration(parse_go_duration(&text).ok_or_else(bad)?)
+                    }
+                    FlagKind::TextList => {
+                        let mut values = match parsed.values.remove(spec.names[0]) {
+                            Some(FlagValue::TextList(values)) => values,
+                            _ => Vec::new(),
+                        };
+                        values.push(text.clone());
+                        FlagValue::TextList(values)
                     }
                     _ => FlagValue::Text(text.clone()),
                 }
@@ -526,6 +545,14 @@ mod tests {
             parse_flags(&specs, &strings(&["-h"])).unwrap_err(),
             ArgsError::Help
         );
+        let roles = FlagSpec {
+            names: &["roles"],
+            kind: FlagKind::TextList,
+            usage: "",
+            default_text: "",
+        };
+        let repeated = parse_flags(&[roles], &strings(&["--roles", "a,b", "--roles=c"])).unwrap();
+        assert_eq!(repeated.list("roles"), strings(&["a,b", "c"]));
         let parsed = parse_flags(&specs, &strings(&["-ttl=-5", "-r=false", "-", "x"])).unwrap();
         assert_eq!((parsed.int("ttl"), parsed.bool("recursive")), (-5, false));
         assert_eq!(parsed.args, strings(&["-", "x"]));

@@ -1,33 +1,26 @@
 //! A small HTTP/1.1 client on `std::net`, just enough for the etcd v2 API.
 //!
-//! It owns: URL parsing for `http://host:port/path` endpoints, Go-compatible percent-encoding
-//! (etcdctl's `--debug` lines and request targets must match byte for byte), one idle keep-alive
-//! connection per `host:port`, `Content-Length`, chunked and until-close response bodies, a
-//! streaming body reader (a watch stream can be consumed one line at a time), deadlines for the
-//! connect, header and body phases, and redirect following.
+//! It owns the connections: one idle keep-alive connection per `host:port` (a stale one is
+//! retried once on a fresh connection), deadlines for the connect, header and body phases,
+//! request encoding, streaming responses (a watch stream can be consumed one line at a time)
+//! and redirect following. URLs and escaping live in [`super::url`], the response format in
+//! [`super::wire`].
 //!
 //! It never panics on what a server sends: every malformed status line, header, chunk size or
 //! early end of stream is an [`HttpError`]. Error texts follow Go's `net/http` wording where
 //! etcdctl prints them (`dial tcp 127.0.0.1:1: connect: connection refused`).
-//!
-//! Chunked framing as read by [`BodyReader`] (RFC 9112 §7.1):
-//! ```text
-//! <hex size>[;ext]\r\n <size bytes> \r\n   ... repeated ...
-//! 0[;ext]\r\n [trailer-line\r\n]* \r\n
-//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+
 use std::time::{Duration, Instant};
 
-/// Longest status line or header line accepted, in bytes.
-const MAX_LINE_BYTES: usize = 64 * 1024;
-/// Most header lines accepted in one response.
-const MAX_HEADER_COUNT: usize = 256;
-/// Largest body `read_to_end` accepts, in bytes.
-const MAX_BODY_BYTES: u64 = 512 * 1024 * 1024;
+pub use super::url::{encode_form, encode_path, encode_query_component, percent_decode, Url};
+pub use super::wire::{decode_response_bytes, BodyReader, Response};
+use super::wire::{find_header, framing_for, read_head, Framing, Head};
+
 /// Redirects followed before giving up (etcd's client allows 10).
 pub const MAX_REDIRECTS: usize = 10;
 
@@ -52,7 +45,7 @@ pub enum HttpError {
     MalformedStatusLine { found: String },
     /// A header line has no colon or is not valid text.
     MalformedHeader { found: String },
-    /// A line was longer than [`MAX_LINE_BYTES`] or there were too many headers.
+    /// A line was longer than 64 KiB, or there were too many headers.
     TooLarge { what: &'static str, limit: u64 },
     /// A chunk-size line is not a hexadecimal number that fits in 64 bits.
     BadChunkSize { found: String },
@@ -75,7 +68,16 @@ impl fmt::Display for HttpError {
             HttpError::UnsupportedScheme { scheme } => {
                 write!(f, "unsupported protocol scheme {:?}", scheme)
             }
-            HttpError::Lookup { host } => write!(f, "dial tcp: lookup {}: no such host", host),
+            HttpError::Lookup { host } => match first_nameserver() {
+                Some(server) => {
+                    write!(
+                        f,
+                        "dial tcp: lookup {} on {}:53: no such host",
+                        host, server
+                    )
+                }
+                None => write!(f, "dial tcp: lookup {}: no such host", host),
+            },
             HttpError::Connect { addr, reason } => write!(f, "dial tcp {}: {}", addr, reason),
             HttpError::Timeout {
                 phase: "dial",
@@ -123,6 +125,15 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// The first `nameserver` of /etc/resolv.conf: Go names it in lookup errors.
+fn first_nameserver() -> Option<String> {
+    let config = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    config.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("nameserver")).then(|| words.next().map(str::to_string))?
+    })
+}
+
 impl HttpError {
     /// True for errors etcdctl treats as "could not reach the server" (exit code 2 on sync).
     pub fn is_connection_error(&self) -> bool {
@@ -134,285 +145,6 @@ impl HttpError {
                 | HttpError::Lookup { .. }
         )
     }
-}
-
-/// A parsed `http://host:port/path?query` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    /// Invariant: lowercase ASCII; only `http` can be dialled.
-    pub scheme: String,
-    /// Host as written (IPv6 without brackets).
-    pub host: String,
-    /// Explicit port, or 80.
-    pub port: u16,
-    /// Whether the port was written in the URL (so `to_string` round-trips).
-    pub port_explicit: bool,
-    /// Decoded path; empty or starting with `/`.
-    pub path: String,
-    /// Raw (already encoded) query without the `?`, possibly empty.
-    pub raw_query: String,
-}
-
-impl Url {
-    /// Parses an endpoint or Location URL. Mirrors the two Go errors etcdctl users meet: a
-    /// scheme-less `host:port` is a parse error, a string with an unknown scheme parses but
-    /// cannot be dialled.
-    pub fn parse(text: &str) -> Result<Url, HttpError> {
-        let bad = |reason: &str| HttpError::BadUrl {
-            url: text.to_string(),
-            reason: reason.to_string(),
-        };
-        let (scheme, rest) = match split_scheme(text) {
-            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
-            None => {
-                let first_segment = text.split('/').next().unwrap_or("");
-                if first_segment.contains(':') {
-                    return Err(bad("first path segment in URL cannot contain colon"));
-                }
-                (String::new(), text)
-            }
-        };
-        let Some(after_slashes) = rest.strip_prefix("//") else {
-            // Opaque or relative URL: keep it as a path-only URL.
-            let (path, query) = split_query(rest);
-            return Ok(Url {
-                scheme,
-                host: String::new(),
-                port: 80,
-                port_explicit: false,
-                path: percent_decode(path).map_err(|reason| bad(&reason))?,
-                raw_query: query.to_string(),
-            });
-        };
-        let authority_end = after_slashes
-            .find(['/', '?'])
-            .unwrap_or(after_slashes.len());
-        let authority = &after_slashes[..authority_end];
-        let (path, query) = split_query(&after_slashes[authority_end..]);
-        let host_port = authority.rsplit('@').next().unwrap_or("");
-        let (host, port_text) = if let Some(bracketed) = host_port.strip_prefix('[') {
-            let close = bracketed
-                .find(']')
-                .ok_or_else(|| bad("missing ']' in host"))?;
-            let after = &bracketed[close + 1..];
-            let port_text = match after.strip_prefix(':') {
-                Some(port) => Some(port),
-                None if after.is_empty() => None,
-                None => return Err(bad("invalid port after host")),
-            };
-            (bracketed[..close].to_string(), port_text)
-        } else {
-            match host_port.rsplit_once(':') {
-                Some((host, port)) => (host.to_string(), Some(port)),
-                None => (host_port.to_string(), None),
-            }
-        };
-        let (port, port_explicit) = match port_text {
-            None | Some("") => (80, false),
-            Some(digits) => match digits.parse::<u16>() {
-                Ok(port) if digits.bytes().all(|b| b.is_ascii_digit()) => (port, true),
-                _ => {
-                    return Err(bad(&format!(
-                        "invalid port {:?} after host",
-                        format!(":{}", digits)
-                    )))
-                }
-            },
-        };
-        Ok(Url {
-            scheme,
-            host,
-            port,
-            port_explicit,
-            path: percent_decode(path).map_err(|reason| bad(&reason))?,
-            raw_query: query.to_string(),
-        })
-    }
-
-    /// `host:port` as dialled (IPv6 in brackets).
-    pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port_explicit {
-            format!("{}:{}", host, self.port)
-        } else {
-            host
-        }
-    }
-
-    /// The request target: encoded path plus `?query` when there is one.
-    pub fn request_target(&self) -> String {
-        let mut target = if self.path.is_empty() {
-            "/".to_string()
-        } else {
-            encode_path(&self.path)
-        };
-        if !self.raw_query.is_empty() {
-            target.push('?');
-            target.push_str(&self.raw_query);
-        }
-        target
-    }
-
-    /// Resolves a `Location` header value against this URL.
-    pub fn join(&self, location: &str) -> Result<Url, HttpError> {
-        let parsed = Url::parse(location).map_err(|_| HttpError::BadLocation {
-            found: location.to_string(),
-        })?;
-        if !parsed.scheme.is_empty() {
-            return Ok(parsed);
-        }
-        let mut joined = self.clone();
-        if location.starts_with('/') {
-            joined.path = parsed.path;
-        } else {
-            let base_dir = match self.path.rfind('/') {
-                Some(slash) => &self.path[..=slash],
-                None => "/",
-            };
-            joined.path = format!("{}{}", base_dir, parsed.path);
-        }
-        joined.raw_query = parsed.raw_query;
-        Ok(joined)
-    }
-}
-
-impl fmt::Display for Url {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.scheme.is_empty() {
-            write!(f, "{}:", self.scheme)?;
-        }
-        if !self.host.is_empty() || self.port_explicit {
-            write!(f, "//{}", self.authority())?;
-        }
-        write!(f, "{}", encode_path(&self.path))?;
-        if !self.raw_query.is_empty() {
-            write!(f, "?{}", self.raw_query)?;
-        }
-        Ok(())
-    }
-}
-
-fn split_scheme(text: &str) -> Option<(&str, &str)> {
-    let colon = text.find(':')?;
-    let scheme = &text[..colon];
-    let mut bytes = scheme.bytes();
-    let first = bytes.next()?;
-    if !first.is_ascii_alphabetic() {
-        return None;
-    }
-    if bytes.all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') {
-        Some((scheme, &text[colon + 1..]))
-    } else {
-        None
-    }
-}
-
-fn split_query(text: &str) -> (&str, &str) {
-    match text.split_once('?') {
-        Some((path, query)) => (path, query),
-        None => (text, ""),
-    }
-}
-
-/// Decodes `%XX` escapes (and nothing else). Fails on a truncated or non-hex escape or on
-/// bytes that are not UTF-8 after decoding.
-pub fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(|| {
-                format!(
-                    "invalid URL escape {:?}",
-                    String::from_utf8_lossy(&bytes[i..])
-                )
-            })?;
-            let value = std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    format!(
-                        "invalid URL escape {:?}",
-                        String::from_utf8_lossy(&bytes[i..i + 3])
-                    )
-                })?;
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "invalid UTF-8 after percent-decoding".to_string())
-}
-
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~')
-}
-
-fn push_escaped(out: &mut String, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.push('%');
-    out.push(HEX[(byte >> 4) as usize] as char);
-    out.push(HEX[(byte & 15) as usize] as char);
-}
-
-/// Escapes a path the way Go's `url.URL.EscapedPath` does: unreserved characters and
-/// `$&+,/:;=@` stay, everything else (including `?`, `%`, space and non-ASCII) is `%XX`.
-pub fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for &byte in path.as_bytes() {
-        if is_unreserved(byte)
-            || matches!(
-                byte,
-                b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@'
-            )
-        {
-            out.push(byte as char);
-        } else {
-            push_escaped(&mut out, byte);
-        }
-    }
-    out
-}
-
-/// Escapes a query or form component like Go's `url.QueryEscape`: space becomes `+`, only
-/// unreserved characters stay.
-pub fn encode_query_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for &byte in text.as_bytes() {
-        if is_unreserved(byte) {
-            out.push(byte as char);
-        } else if byte == b' ' {
-            out.push('+');
-        } else {
-            push_escaped(&mut out, byte);
-        }
-    }
-    out
-}
-
-/// Encodes pairs like Go's `url.Values.Encode`: sorted by key (stable for repeated keys),
-/// `key=value` joined by `&`.
-pub fn encode_form(pairs: &[(&str, String)]) -> String {
-    let mut sorted: Vec<&(&str, String)> = pairs.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    sorted
-        .iter()
-        .map(|(key, value)| {
-            format!(
-                "{}={}",
-                encode_query_component(key),
-                encode_query_component(value)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// One request. Bodies are small (forms and JSON), so they are held in memory.
@@ -433,30 +165,6 @@ pub struct Deadlines {
     pub headers: Option<Instant>,
     /// Until the whole body has arrived.
     pub body: Option<Instant>,
-}
-
-/// A complete response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
-    /// Header names as sent; look them up with [`Response::header`].
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// First header with this name, compared case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-}
-
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
 }
 
 /// A socket whose reads honour a deadline that can be moved between phases.
@@ -523,167 +231,6 @@ fn go_error_text(error: &io::Error) -> String {
     }
 }
 
-/// How the rest of a body is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// Invariant: `remaining` bytes of the body have not been read yet.
-    Length { remaining: u64 },
-    /// `in_chunk`: bytes left in the current chunk; `None` before the next size line.
-    Chunked { in_chunk: Option<u64> },
-    /// Body runs until the server closes the connection.
-    UntilClose,
-    /// The body has been read completely.
-    Done,
-}
-
-/// Reads a response body incrementally; works on any `BufRead` so it can be tested with
-/// readers that return one byte at a time.
-#[derive(Debug)]
-pub struct BodyReader<R> {
-    reader: R,
-    framing: Framing,
-    /// Set when the connection can carry another request once the body is done.
-    keep_alive: bool,
-}
-
-impl<R: BufRead> BodyReader<R> {
-    fn new(reader: R, framing: Framing, keep_alive: bool) -> Self {
-        BodyReader {
-            reader,
-            framing,
-            keep_alive,
-        }
-    }
-
-    /// A chunked body reader over `reader` (for tests and for callers that framed the
-    /// headers themselves).
-    pub fn chunked(reader: R) -> Self {
-        BodyReader::new(reader, Framing::Chunked { in_chunk: None }, true)
-    }
-
-    /// True once the whole body has been consumed.
-    pub fn is_done(&self) -> bool {
-        self.framing == Framing::Done
-    }
-
-    /// Reads up to `buf.len()` body bytes; `Ok(0)` means the body is complete.
-    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, io::Error> {
-        loop {
-            match self.framing {
-                Framing::Done => return Ok(0),
-                Framing::Length { remaining: 0 } => {
-                    self.framing = Framing::Done;
-                    return Ok(0);
-                }
-                Framing::Length { remaining } => {
-                    let want = buf
-                        .len()
-                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    let got = self.reader.read(&mut buf[..want])?;
-                    if got == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "body shorter than Content-Length",
-                        ));
-                    }
-                    self.framing = Framing::Length {
-                        remaining: remaining - got as u64,
-                    };
-                    return Ok(got);
-                }
-                Framing::UntilClose => {
-                    let got = self.reader.read(buf)?;
-                    if got == 0 {
-                        self.framing = Framing::Done;
-                    }
-                    return Ok(got);
-                }
-                Framing::Chunked { in_chunk: None } => {
-                    let size = read_chunk_size(&mut self.reader)?;
-                    if size == 0 {
-                        skip_trailers(&mut self.reader)?;
-                        self.framing = Framing::Done;
-                        return Ok(0);
-                    }
-                    self.framing = Framing::Chunked {
-                        in_chunk: Some(size),
-                    };
-                }
-                Framing::Chunked {
-                    in_chunk: Some(remaining),
-                } => {
-                    if buf.is_empty() {
-                        return Ok(0);
-                    }
-                    let want = buf
-                        .len()
-                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    let got = self.reader.read(&mut buf[..want])?;
-                    if got == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "stream ended inside a chunk",
-                        ));
-                    }
-                    let left = remaining - got as u64;
-                    if left == 0 {
-                        expect_crlf(&mut self.reader)?;
-                        self.framing = Framing::Chunked { in_chunk: None };
-                    } else {
-                        self.framing = Framing::Chunked {
-                            in_chunk: Some(left),
-                        };
-                    }
-                    return Ok(got);
-                }
-            }
-        }
-    }
-
-    /// Reads body bytes up to and including the next `\n` (or the end of the body).
-    /// `Ok(None)` once the body is complete. A watch stream yields one event per line.
-    pub fn read_line(&mut self) -> Result<Option<Vec<u8>>, io::Error> {
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        loop {
-            if line.len() > MAX_BODY_BYTES as usize {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
-            }
-            match self.read_body(&mut byte)? {
-                0 if line.is_empty() => return Ok(None),
-                0 => return Ok(Some(line)),
-                _ => {
-                    line.push(byte[0]);
-                    if byte[0] == b'\n' {
-                        return Ok(Some(line));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reads the rest of the body.
-    pub fn read_to_end(&mut self) -> Result<Vec<u8>, io::Error> {
-        let mut body = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let got = self.read_body(&mut buf)?;
-            if got == 0 {
-                return Ok(body);
-            }
-            if body.len() as u64 + got as u64 > MAX_BODY_BYTES {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
-            }
-            body.extend_from_slice(&buf[..got]);
-        }
-    }
-}
-
-/// An I/O error carrying an [`HttpError`] so framing problems survive `io::Error` plumbing.
-fn framing_error(error: HttpError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, error)
-}
-
 /// Turns an `io::Error` from a body read back into an [`HttpError`].
 fn body_error(stream: &DeadlineStream, error: io::Error) -> HttpError {
     if error.kind() == io::ErrorKind::InvalidData {
@@ -692,68 +239,6 @@ fn body_error(stream: &DeadlineStream, error: io::Error) -> HttpError {
         }
     }
     stream.map_error(error)
-}
-
-fn read_limited_line<R: BufRead>(reader: &mut R, what: &'static str) -> io::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    let limit = MAX_LINE_BYTES as u64 + 1;
-    reader.by_ref().take(limit).read_until(b'\n', &mut line)?;
-    if line.len() as u64 >= limit {
-        return Err(framing_error(HttpError::TooLarge {
-            what,
-            limit: MAX_LINE_BYTES as u64,
-        }));
-    }
-    if line.last() != Some(&b'\n') {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, what));
-    }
-    line.pop();
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(line)
-}
-
-fn read_chunk_size<R: BufRead>(reader: &mut R) -> io::Result<u64> {
-    let line = read_limited_line(reader, "chunk size line")?;
-    let text = String::from_utf8_lossy(&line).to_string();
-    let digits = text
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim_end_matches([' ', '\t']);
-    let bad = || {
-        framing_error(HttpError::BadChunkSize {
-            found: text.clone(),
-        })
-    };
-    if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    u64::from_str_radix(digits, 16).map_err(|_| bad())
-}
-
-fn expect_crlf<R: BufRead>(reader: &mut R) -> io::Result<()> {
-    let mut pair = [0u8; 2];
-    reader.read_exact(&mut pair)?;
-    if &pair != b"\r\n" {
-        return Err(framing_error(HttpError::BadChunkTerminator {
-            found: pair.to_vec(),
-        }));
-    }
-    Ok(())
-}
-
-fn skip_trailers<R: BufRead>(reader: &mut R) -> io::Result<()> {
-    for _ in 0..MAX_HEADER_COUNT {
-        if read_limited_line(reader, "chunked trailer")?.is_empty() {
-            return Ok(());
-        }
-    }
-    Err(framing_error(HttpError::TooLarge {
-        what: "chunked trailer",
-        limit: MAX_HEADER_COUNT as u64,
-    }))
 }
 
 /// Status line and headers of a response whose body has not been read yet.
@@ -963,13 +448,20 @@ impl HttpClient {
             deadline: deadlines.headers,
             phase: "headers",
         });
-        let (status, reason, headers) =
-            read_head(&mut reader).map_err(|e| body_error(reader.get_ref(), e))?;
+        let Head {
+            status,
+            reason,
+            headers,
+            is_http10,
+        } = read_head(&mut reader).map_err(|e| body_error(reader.get_ref(), e))?;
         let framing = framing_for(&request.method, status, &headers)?;
-        let connection_close = find_header(&headers, "Connection")
-            .map(|v| v.eq_ignore_ascii_case("close"))
-            .unwrap_or(false);
-        let keep_alive = !connection_close && framing != Framing::UntilClose;
+        let connection = find_header(&headers, "Connection").unwrap_or("");
+        let reusable = if is_http10 {
+            connection.eq_ignore_ascii_case("keep-alive")
+        } else {
+            !connection.eq_ignore_ascii_case("close")
+        };
+        let keep_alive = reusable && framing != Framing::UntilClose;
         {
             let stream = reader.get_mut();
             stream.deadline = deadlines.body;
@@ -1002,248 +494,12 @@ fn encode_request_head(request: &Request, authority: &str) -> Vec<u8> {
     head.into_bytes()
 }
 
-type Head = (u16, String, Vec<(String, String)>);
-
-fn read_head<R: BufRead>(reader: &mut R) -> io::Result<Head> {
-    // Skip 1xx interim responses (100 Continue).
-    loop {
-        let line = read_limited_line(reader, "status line")?;
-        let text = String::from_utf8_lossy(&line).to_string();
-        let malformed = || {
-            framing_error(HttpError::MalformedStatusLine {
-                found: text.clone(),
-            })
-        };
-        let mut parts = text.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        let code = parts.next().unwrap_or("");
-        let reason = parts.next().unwrap_or("").to_string();
-        if !version.starts_with("HTTP/1.") || code.len() != 3 {
-            return Err(malformed());
-        }
-        let status: u16 = code.parse().map_err(|_| malformed())?;
-        if !(100..=999).contains(&status) {
-            return Err(malformed());
-        }
-        let mut headers = Vec::new();
-        loop {
-            let line = read_limited_line(reader, "header line")?;
-            if line.is_empty() {
-                break;
-            }
-            if headers.len() >= MAX_HEADER_COUNT {
-                return Err(framing_error(HttpError::TooLarge {
-                    what: "header section",
-                    limit: MAX_HEADER_COUNT as u64,
-                }));
-            }
-            let text = String::from_utf8(line).map_err(|e| {
-                framing_error(HttpError::MalformedHeader {
-                    found: String::from_utf8_lossy(e.as_bytes()).to_string(),
-                })
-            })?;
-            let Some((name, value)) = text.split_once(':') else {
-                return Err(framing_error(HttpError::MalformedHeader { found: text }));
-            };
-            if name.is_empty() || name.contains([' ', '\t']) {
-                return Err(framing_error(HttpError::MalformedHeader {
-                    found: text.clone(),
-                }));
-            }
-            headers.push((name.to_string(), value.trim().to_string()));
-        }
-        if (100..200).contains(&status) {
-            continue;
-        }
-        return Ok((status, reason, headers));
-    }
-}
-
-fn framing_for(
-    method: &str,
-    status: u16,
-    headers: &[(String, String)],
-) -> Result<Framing, HttpError> {
-    if method == "HEAD" || status == 204 || status == 304 {
-        return Ok(Framing::Done);
-    }
-    let chunked = find_header(headers, "Transfer-Encoding")
-        .map(|v| v.to_ascii_lowercase().contains("chunked"))
-        .unwrap_or(false);
-    if chunked {
-        return Ok(Framing::Chunked { in_chunk: None });
-    }
-    match find_header(headers, "Content-Length") {
-        Some(text) => {
-            let remaining = text
-                .parse::<u64>()
-                .ok()
-                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| HttpError::BadContentLength {
-                    found: text.to_string(),
-                })?;
-            Ok(if remaining == 0 {
-                Framing::Done
-            } else {
-                Framing::Length { remaining }
-            })
-        }
-        None => Ok(Framing::UntilClose),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufRead;
     use std::net::TcpListener;
     use std::thread;
-
-    /// A reader that hands out one byte per `read`, so chunk boundaries never line up with
-    /// read boundaries.
-    struct OneByteReader {
-        data: Vec<u8>,
-        at: usize,
-    }
-
-    impl Read for OneByteReader {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.at >= self.data.len() || buf.is_empty() {
-                return Ok(0);
-            }
-            buf[0] = self.data[self.at];
-            self.at += 1;
-            Ok(1)
-        }
-    }
-
-    fn chunked_of(data: &[u8]) -> BodyReader<BufReader<OneByteReader>> {
-        BodyReader::chunked(BufReader::with_capacity(
-            1,
-            OneByteReader {
-                data: data.to_vec(),
-                at: 0,
-            },
-        ))
-    }
-
-    fn inner_error(error: io::Error) -> Option<HttpError> {
-        error
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<HttpError>())
-            .cloned()
-    }
-
-    #[test]
-    fn chunked_body_is_reassembled_across_one_byte_reads() {
-        let wire = b"4\r\nWiki\r\n5;name=ext\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\n";
-        let mut body = chunked_of(wire);
-        assert_eq!(body.read_to_end().unwrap(), b"Wikipedia in\r\n\r\nchunks.");
-        assert!(body.is_done());
-    }
-
-    #[test]
-    fn chunked_lines_are_yielded_one_at_a_time_even_when_split_over_chunks() {
-        let wire = b"3\r\n{\"a\r\n5\r\n\":1}\n\r\n8\r\n{\"b\":2}\n\r\n0\r\n\r\n";
-        let mut body = chunked_of(wire);
-        assert_eq!(body.read_line().unwrap().unwrap(), b"{\"a\":1}\n");
-        assert_eq!(body.read_line().unwrap().unwrap(), b"{\"b\":2}\n");
-        assert_eq!(body.read_line().unwrap(), None);
-    }
-
-    #[test]
-    fn bad_chunk_sizes_are_errors_not_panics() {
-        for wire in [
-            &b"zz\r\nabc\r\n0\r\n\r\n"[..],
-            b"\r\nabc\r\n",
-            b"-1\r\n",
-            b"1FFFFFFFFFFFFFFFF\r\n",
-            b"0x10\r\n",
-        ] {
-            let error = chunked_of(wire).read_to_end().unwrap_err();
-            assert!(
-                matches!(inner_error(error), Some(HttpError::BadChunkSize { .. })),
-                "wire {:?}",
-                String::from_utf8_lossy(wire)
-            );
-        }
-    }
-
-    #[test]
-    fn truncated_and_unterminated_chunks_are_errors() {
-        let error = chunked_of(b"5\r\nab").read_to_end().unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
-        let error = chunked_of(b"2\r\nabXY0\r\n\r\n").read_to_end().unwrap_err();
-        assert_eq!(
-            inner_error(error),
-            Some(HttpError::BadChunkTerminator {
-                found: b"XY".to_vec()
-            })
-        );
-        let error = chunked_of(b"2\r\nab\r\n").read_to_end().unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
-    }
-
-    #[test]
-    fn chunked_decoder_never_panics_on_arbitrary_bytes() {
-        // A fixed-seed xorshift generator: the failing seed and input are printed on panic.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        for case in 0..2000 {
-            let mut data = Vec::new();
-            let len = (state % 40) as usize;
-            for _ in 0..len {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let alphabet = b"0123456789aAfF\r\n;xz ";
-                data.push(alphabet[(state % alphabet.len() as u64) as usize]);
-            }
-            let result = std::panic::catch_unwind(|| {
-                let _ = chunked_of(&data).read_to_end();
-            });
-            assert!(result.is_ok(), "case {} panicked on {:?}", case, data);
-        }
-    }
-
-    #[test]
-    fn percent_encoding_matches_go() {
-        assert_eq!(encode_path("/v2/keys/a b?c%d"), "/v2/keys/a%20b%3Fc%25d");
-        assert_eq!(encode_path("/k/$&+,:;=@-_.~"), "/k/$&+,:;=@-_.~");
-        assert_eq!(encode_path("/é"), "/%C3%A9");
-        assert_eq!(encode_query_component("x y&z=/"), "x+y%26z%3D%2F");
-        assert_eq!(
-            encode_form(&[("value", "a b".to_string()), ("ttl", "5".to_string())]),
-            "ttl=5&value=a+b"
-        );
-        assert_eq!(percent_decode("a%20b%2F").unwrap(), "a b/");
-        assert!(percent_decode("a%2").is_err());
-        assert!(percent_decode("a%zz").is_err());
-    }
-
-    #[test]
-    fn urls_parse_like_go() {
-        let url = Url::parse("http://127.0.0.1:2379").unwrap();
-        assert_eq!(
-            (url.host.as_str(), url.port, url.path.as_str()),
-            ("127.0.0.1", 2379, "")
-        );
-        assert_eq!(url.to_string(), "http://127.0.0.1:2379");
-        let error = Url::parse("127.0.0.1:2379").unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "parse \"127.0.0.1:2379\": first path segment in URL cannot contain colon"
-        );
-        let opaque = Url::parse("localhost:2379").unwrap();
-        assert_eq!(opaque.scheme, "localhost");
-        let v6 = Url::parse("http://[::1]:80/x?y=1").unwrap();
-        assert_eq!(
-            (v6.host.as_str(), v6.authority()),
-            ("::1", "[::1]:80".to_string())
-        );
-        assert_eq!(v6.request_target(), "/x?y=1");
-        let joined = url.join("/v2/keys/a?b=c").unwrap();
-        assert_eq!(joined.to_string(), "http://127.0.0.1:2379/v2/keys/a?b=c");
-        assert!(Url::parse("http://h:99999").is_err());
-    }
 
     /// Serves `responses` in order on one listener, counting accepted connections.
     fn serve(responses: Vec<Vec<u8>>) -> (Url, thread::JoinHandle<usize>) {
@@ -1320,6 +576,73 @@ mod tests {
             client.idle.is_empty(),
             "a Connection: close response must not be pooled"
         );
+    }
+
+    #[test]
+    fn streaming_body_yields_each_event_before_the_stream_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/v2/keys/w",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let (go_on, wait_for_go) = std::sync::mpsc::channel::<()>();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let mut writer = stream;
+            writer
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"e\":1}\n\r\n",
+                )
+                .unwrap();
+            // The second event is only sent once the client has read the first one.
+            wait_for_go.recv().unwrap();
+            writer
+                .write_all(b"4\r\n{\"e\"\r\n4\r\n:2}\n\r\n0\r\n\r\n")
+                .unwrap();
+        });
+        let mut client = HttpClient::new(None);
+        let deadline = Some(Instant::now() + Duration::from_secs(10));
+        let deadlines = Deadlines {
+            headers: deadline,
+            body: deadline,
+        };
+        let mut stream = client.open(&get(&url), deadlines).unwrap();
+        assert_eq!(stream.status, 200);
+        assert_eq!(stream.next_line().unwrap().unwrap(), b"{\"e\":1}\n");
+        go_on.send(()).unwrap();
+        assert_eq!(stream.next_line().unwrap().unwrap(), b"{\"e\":2}\n");
+        assert_eq!(stream.next_line().unwrap(), None);
+        let rest = stream.finish(&mut client, deadline).unwrap();
+        assert!(rest.body.is_empty());
+        server.join().unwrap();
+        assert_eq!(
+            client.idle.len(),
+            1,
+            "a fully read chunked body leaves a reusable connection"
+        );
+    }
+
+    #[test]
+    fn http10_responses_are_not_pooled() {
+        let (url, server) = serve(vec![
+            b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nv1".to_vec()
+        ]);
+        let mut client = HttpClient::new(None);
+        assert_eq!(
+            client.send(&get(&url), Deadlines::default()).unwrap().body,
+            b"v1"
+        );
+        assert!(
+            client.idle.is_empty(),
+            "HTTP/1.0 without keep-alive closes the connection"
+        );
+        server.join().unwrap();
     }
 
     #[test]

@@ -1,180 +1,15 @@
-//! The etcd v2 cluster client: endpoint list, failover, sync, and the `/v2/keys` requests.
+//! The `/v2/keys` (and members/auth) requests exactly as etcdctl puts them on the wire, and
+//! the decoding of key responses.
 //!
-//! It owns what etcd's Go client (the one embedded in etcdctl) does between a command and the
-//! wire, because users compare `--debug` output and error texts:
-//! - requests are built per endpoint with query and form keys in alphabetical order, `ttl` only
-//!   when > 0, `prevValue` only when non-empty, `prevIndex` only when non-zero;
-//! - one request is tried on each endpoint in turn starting at the pinned one; 500/503 mean
-//!   "has no leader", other 5xx "returns server error"; create (`prevExist=false`) and delete
-//!   are one-shot and are not retried elsewhere; 3xx responses are followed;
-//! - a per-request header timeout (`--timeout`) and a whole-command deadline
-//!   (`--total-timeout`), neither applied to `wait=true`;
-//! - success bodies decode into [`KeysResponse`]; any other status is the v2 error JSON.
-
-use std::fmt;
-use std::time::{Duration, Instant};
+//! Query and form keys are in alphabetical order, `ttl` only when > 0, `prevValue` only when
+//! non-empty, `prevIndex` only when non-zero; keys are cleaned like Go's `path.Clean` with the
+//! trailing slash kept. Success bodies decode into [`KeysResponse`]; any other status is the
+//! v2 error JSON.
 
 use serde::Deserialize;
 
-use super::http::{
-    encode_form, encode_query_component, Deadlines, HttpClient, HttpError, Request, Response, Url,
-    MAX_REDIRECTS,
-};
-
-/// One failed attempt on one endpoint, inside a [`ClientError::Cluster`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptError {
-    /// The transport failed (connect, read, framing).
-    Http(HttpError),
-    /// HTTP 500 or 503 from the endpoint.
-    NoLeader { endpoint: String },
-    /// Another 5xx; `status_text` is the standard reason phrase.
-    ServerError {
-        endpoint: String,
-        status_text: String,
-    },
-    /// No response headers within `--timeout`.
-    HeaderTimeout { endpoint: String },
-}
-
-impl fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttemptError::Http(error) => write!(f, "{}", error),
-            AttemptError::NoLeader { endpoint } => {
-                write!(f, "client: etcd member {} has no leader", endpoint)
-            }
-            AttemptError::ServerError {
-                endpoint,
-                status_text,
-            } => write!(
-                f,
-                "client: etcd member {} returns server error [{}]",
-                endpoint, status_text
-            ),
-            AttemptError::HeaderTimeout { endpoint } => {
-                write!(f, "client: endpoint {} exceeded header timeout", endpoint)
-            }
-        }
-    }
-}
-
-impl AttemptError {
-    fn is_connection_error(&self) -> bool {
-        match self {
-            AttemptError::Http(error) => error.is_connection_error(),
-            _ => false,
-        }
-    }
-}
-
-/// The v2 error JSON: `{"errorCode":N,"message":"…","cause":"…","index":N}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-pub struct V2Error {
-    #[serde(rename = "errorCode", default)]
-    pub code: i64,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub cause: String,
-    #[serde(default)]
-    pub index: u64,
-}
-
-/// Everything a client call can fail with; `Display` is etcdctl's text for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientError {
-    /// Every endpoint failed; one entry per attempt.
-    Cluster { errors: Vec<AttemptError> },
-    /// A one-shot request failed on its only attempt.
-    Attempt(AttemptError),
-    /// The `--total-timeout` deadline passed.
-    DeadlineExceeded,
-    /// The endpoint list is empty.
-    NoEndpoints,
-    /// The server answered with the v2 error JSON.
-    V2(V2Error),
-    /// A 200/201 with an empty body.
-    EmptyBody,
-    /// A body that is not the JSON expected.
-    InvalidJson,
-    /// `X-Etcd-Index` is not a number.
-    BadIndexHeader { found: String },
-    /// Members API: a status outside the accepted set.
-    UnexpectedStatus { found: u16 },
-    /// Members API: the server's `{"message":…}`.
-    Message { message: String },
-    /// Members API: a response that is not the JSON expected (Go's decoder text).
-    Decode { reason: String },
-    /// Bad arguments detected client-side (peer URLs).
-    Invalid { reason: String },
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Cluster { errors } => {
-                write!(f, "client: etcd cluster is unavailable or misconfigured")?;
-                for (i, error) in errors.iter().enumerate() {
-                    writeln!(f, "; error #{}: {}", i, error)?;
-                }
-                Ok(())
-            }
-            ClientError::Attempt(error) => write!(f, "{}", error),
-            ClientError::DeadlineExceeded => write!(f, "context deadline exceeded"),
-            ClientError::NoEndpoints => write!(f, "client: no endpoints available"),
-            ClientError::V2(error) => write!(
-                f,
-                "{}: {} ({}) [{}]",
-                error.code, error.message, error.cause, error.index
-            ),
-            ClientError::EmptyBody => write!(f, "client: response body is empty"),
-            ClientError::InvalidJson => write!(
-                f,
-                "client: response is invalid json. The endpoint is probably not valid etcd \
-                 cluster endpoint"
-            ),
-            ClientError::BadIndexHeader { found } => {
-                write!(f, "strconv.ParseUint: parsing {:?}: invalid syntax", found)
-            }
-            ClientError::UnexpectedStatus { found } => {
-                write!(f, "unexpected status code {}", found)
-            }
-            ClientError::Message { message } => write!(f, "{}", message),
-            ClientError::Decode { reason } => write!(f, "{}", reason),
-            ClientError::Invalid { reason } => write!(f, "{}", reason),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-impl ClientError {
-    /// The extra lines etcdctl prints after a cluster error (`error #0: …`).
-    pub fn detail(&self) -> Option<String> {
-        match self {
-            ClientError::Cluster { errors } => Some(
-                errors
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| format!("error #{}: {}\n", i, e))
-                    .collect(),
-            ),
-            _ => None,
-        }
-    }
-
-    /// etcdctl's `isConnectionError`: every attempt failed to reach its endpoint, or the
-    /// deadline passed.
-    pub fn is_connection_error(&self) -> bool {
-        match self {
-            ClientError::Cluster { errors } => errors.iter().all(AttemptError::is_connection_error),
-            ClientError::Attempt(error) => error.is_connection_error(),
-            ClientError::DeadlineExceeded => true,
-            _ => false,
-        }
-    }
-}
+pub use super::errors::{AttemptError, ClientError, V2Error};
+use super::http::{encode_form, Request, Response, Url};
 
 /// A node as etcd's Go client decodes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
@@ -338,7 +173,8 @@ pub enum Action {
     /// `PUT /v2/keys/<key>` with a form body.
     Set {
         key: String,
-        value: String,
+        /// Raw bytes: a value read from stdin is sent as it is, like etcdctl.
+        value: Vec<u8>,
         prev_value: String,
         prev_index: u64,
         /// `None`: no `prevExist`; `Some(b)`: `prevExist=b`.
@@ -357,7 +193,7 @@ pub enum Action {
     /// `POST /v2/keys/<dir>` with a form body.
     CreateInOrder {
         dir: String,
-        value: String,
+        value: Vec<u8>,
         ttl_seconds: u64,
     },
     /// `GET /v2/members`.
@@ -370,6 +206,12 @@ pub enum Action {
     MembersUpdate { id: String, peer_urls: Vec<String> },
     /// `DELETE /v2/members/<id>`.
     MembersRemove { id: String },
+    /// A `/v2/auth/...` request; `path` starts with `/v2/auth`, `body` is JSON.
+    Auth {
+        method: &'static str,
+        path: String,
+        body: Option<String>,
+    },
 }
 
 fn bool_text(value: bool) -> String {
@@ -474,7 +316,7 @@ impl Action {
             } => {
                 let mut url = keys_url(endpoint, key);
                 let mut params = Vec::new();
-                let mut form = Vec::new();
+                let mut form: Vec<(&str, Vec<u8>)> = Vec::new();
                 if *dir {
                     params.push(("dir", "true".to_string()));
                 } else {
@@ -490,7 +332,7 @@ impl Action {
                     params.push(("prevExist", bool_text(*exist)));
                 }
                 if *ttl_seconds > 0 {
-                    form.push(("ttl", ttl_seconds.to_string()));
+                    form.push(("ttl", ttl_seconds.to_string().into_bytes()));
                 }
                 url.raw_query = query(&params);
                 Request {
@@ -537,7 +379,7 @@ impl Action {
                 let url = keys_url(endpoint, dir);
                 let mut form = vec![("value", value.clone())];
                 if *ttl_seconds > 0 {
-                    form.push(("ttl", ttl_seconds.to_string()));
+                    form.push(("ttl", ttl_seconds.to_string().into_bytes()));
                 }
                 Request {
                     method: "POST".into(),
@@ -566,6 +408,22 @@ impl Action {
                     url,
                     headers: vec![],
                     body: None,
+                }
+            }
+            Action::Auth { method, path, body } => {
+                let mut url = endpoint.clone();
+                url.raw_query = String::new();
+                url.path = join_path(&endpoint.path, path);
+                let headers = if body.is_some() {
+                    json_header()
+                } else {
+                    vec![]
+                };
+                Request {
+                    method: method.to_string(),
+                    url,
+                    headers,
+                    body: body.as_ref().map(|b| b.clone().into_bytes()),
                 }
             }
             Action::MembersAdd { peer_urls } | Action::MembersUpdate { peer_urls, .. } => {
@@ -598,314 +456,6 @@ pub fn curl_line(request: &Request) -> String {
     line
 }
 
-/// Settings of a [`ClusterClient`].
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// Per-request header timeout; zero disables it.
-    pub header_timeout: Duration,
-    /// Longest TCP connect.
-    pub dial_timeout: Duration,
-    /// Print `cURL Command:` lines on stderr.
-    pub debug: bool,
-    /// `(user, password)` for basic auth.
-    pub credentials: Option<(String, String)>,
-}
-
-/// A client over a list of endpoints with etcd's pinning and failover.
-#[derive(Debug)]
-pub struct ClusterClient {
-    http: HttpClient,
-    /// Invariant: `pinned < endpoints.len()` whenever `endpoints` is not empty.
-    endpoints: Vec<Url>,
-    pinned: usize,
-    config: ClientConfig,
-    /// xorshift state for endpoint shuffling (spreads load like etcd's client).
-    shuffle_state: u64,
-}
-
-impl ClusterClient {
-    /// Parses the endpoint URLs (an error is the Go parse error text) and shuffles them.
-    pub fn new(endpoints: &[String], config: ClientConfig) -> Result<ClusterClient, HttpError> {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
-            .unwrap_or(1)
-            | 1;
-        let mut client = ClusterClient {
-            http: HttpClient::new(Some(config.dial_timeout)),
-            endpoints: Vec::new(),
-            pinned: 0,
-            config,
-            shuffle_state: seed,
-        };
-        let parsed = endpoints
-            .iter()
-            .map(|e| Url::parse(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        client.set_endpoints(parsed);
-        Ok(client)
-    }
-
-    fn next_random(&mut self) -> u64 {
-        let mut x = self.shuffle_state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.shuffle_state = x;
-        x
-    }
-
-    fn set_endpoints(&mut self, mut endpoints: Vec<Url>) {
-        for i in (1..endpoints.len()).rev() {
-            let j = (self.next_random() % (i as u64 + 1)) as usize;
-            endpoints.swap(i, j);
-        }
-        self.endpoints = endpoints;
-        self.pinned = 0;
-    }
-
-    /// Turns the `cURL Command:` lines on stderr on or off.
-    pub fn set_debug(&mut self, debug: bool) {
-        self.config.debug = debug;
-    }
-
-    /// The current endpoints, as strings, in try order from the start of the list.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.endpoints.iter().map(|e| e.to_string()).collect()
-    }
-
-    /// Sends `action` to the endpoints in turn, like etcd's `httpClusterClient.Do`.
-    pub fn execute(
-        &mut self,
-        action: &Action,
-        deadline: Option<Instant>,
-    ) -> Result<Response, ClientError> {
-        if self.endpoints.is_empty() {
-            return Err(ClientError::NoEndpoints);
-        }
-        let count = self.endpoints.len();
-        let one_shot = action.is_one_shot();
-        let mut errors: Vec<AttemptError> = Vec::new();
-        for i in self.pinned..self.pinned + count {
-            let k = i % count;
-            let endpoint = self.endpoints[k].clone();
-            let failure = match self.attempt(action, &endpoint, deadline) {
-                Ok(response) if response.status / 100 == 5 => {
-                    let attempt = match response.status {
-                        500 | 503 => AttemptError::NoLeader {
-                            endpoint: endpoint.to_string(),
-                        },
-                        status => AttemptError::ServerError {
-                            endpoint: endpoint.to_string(),
-                            status_text: status_text(status).to_string(),
-                        },
-                    };
-                    errors.push(attempt);
-                    errors[0].clone()
-                }
-                Ok(response) => {
-                    self.pinned = k;
-                    return Ok(response);
-                }
-                Err(AttemptOutcome::Deadline) => return Err(ClientError::DeadlineExceeded),
-                Err(AttemptOutcome::Failed(attempt)) => {
-                    errors.push(attempt.clone());
-                    attempt
-                }
-            };
-            if one_shot {
-                self.pinned = (k + 1) % count;
-                return Err(ClientError::Attempt(failure));
-            }
-        }
-        Err(ClientError::Cluster { errors })
-    }
-
-    fn attempt(
-        &mut self,
-        action: &Action,
-        endpoint: &Url,
-        deadline: Option<Instant>,
-    ) -> Result<Response, AttemptOutcome> {
-        let (deadline, header_timeout) = if action.is_wait() {
-            (None, None)
-        } else {
-            let header = (!self.config.header_timeout.is_zero())
-                .then(|| Instant::now() + self.config.header_timeout);
-            (deadline, header)
-        };
-        let headers_deadline = match (header_timeout, deadline) {
-            (Some(h), Some(d)) => Some(h.min(d)),
-            (h, d) => h.or(d),
-        };
-        let mut request = action.request(endpoint);
-        if let Some((user, password)) = &self.config.credentials {
-            request.headers.push((
-                "Authorization".to_string(),
-                format!(
-                    "Basic {}",
-                    base64(format!("{}:{}", user, password).as_bytes())
-                ),
-            ));
-        }
-        for _hop in 0..=MAX_REDIRECTS {
-            if self.config.debug {
-                eprintln!("{}", curl_line(&request));
-            }
-            let deadlines = Deadlines {
-                headers: headers_deadline,
-                body: deadline,
-            };
-            let response = match self.http.send(&request, deadlines) {
-                Ok(response) => response,
-                Err(HttpError::Timeout { phase, addr }) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(AttemptOutcome::Deadline);
-                    }
-                    if phase == "body" {
-                        return Err(AttemptOutcome::Failed(AttemptError::Http(
-                            HttpError::Timeout { phase, addr },
-                        )));
-                    }
-                    return Err(AttemptOutcome::Failed(AttemptError::HeaderTimeout {
-                        endpoint: endpoint.to_string(),
-                    }));
-                }
-                Err(other) => return Err(AttemptOutcome::Failed(AttemptError::Http(other))),
-            };
-            if response.status / 100 != 3 {
-                return Ok(response);
-            }
-            let location =
-                response
-                    .header("Location")
-                    .ok_or(AttemptOutcome::Failed(AttemptError::Http(
-                        HttpError::MissingLocation,
-                    )))?;
-            request.url = request
-                .url
-                .join(location)
-                .map_err(|e| AttemptOutcome::Failed(AttemptError::Http(e)))?;
-        }
-        Err(AttemptOutcome::Failed(AttemptError::Http(
-            HttpError::TooManyRedirects {
-                limit: MAX_REDIRECTS,
-            },
-        )))
-    }
-
-    /// Replaces the endpoint list with the members' client URLs (etcd's `Sync`).
-    pub fn sync(&mut self, deadline: Option<Instant>) -> Result<(), ClientError> {
-        let members = super::members::list(self, deadline)?;
-        let urls: Vec<String> = members.iter().flat_map(|m| m.client_urls.clone()).collect();
-        if urls.is_empty() {
-            return Err(ClientError::NoEndpoints);
-        }
-        let parsed = urls
-            .iter()
-            .map(|u| Url::parse(u))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ClientError::Invalid {
-                reason: e.to_string(),
-            })?;
-        let mut current = self.endpoints();
-        let mut fresh: Vec<String> = parsed.iter().map(|u| u.to_string()).collect();
-        current.sort();
-        fresh.sort();
-        if current == fresh {
-            return Ok(());
-        }
-        self.set_endpoints(parsed);
-        Ok(())
-    }
-
-    /// Sends a keys action and decodes the reply.
-    pub fn keys(
-        &mut self,
-        action: &Action,
-        deadline: Option<Instant>,
-    ) -> Result<KeysResponse, ClientError> {
-        let response = self.execute(action, deadline)?;
-        decode_keys_response(&response)
-    }
-
-    /// Waits for the next event after `*wait_index - 1` and advances `*wait_index` past it,
-    /// re-issuing the long poll on empty bodies (etcd's `httpWatcher.Next`).
-    pub fn next_event(
-        &mut self,
-        key: &str,
-        recursive: bool,
-        wait_index: &mut u64,
-    ) -> Result<KeysResponse, ClientError> {
-        loop {
-            let action = Action::Wait {
-                key: key.to_string(),
-                wait_index: *wait_index,
-                recursive,
-            };
-            match self.keys(&action, None) {
-                Err(ClientError::EmptyBody) => continue,
-                Err(other) => return Err(other),
-                Ok(event) => {
-                    let node = event.node.as_ref().ok_or(ClientError::InvalidJson)?;
-                    *wait_index = node.modified_index + 1;
-                    return Ok(event);
-                }
-            }
-        }
-    }
-}
-
-enum AttemptOutcome {
-    Deadline,
-    Failed(AttemptError),
-}
-
-/// Standard reason phrase for a status code (Go's `http.StatusText`).
-pub fn status_text(status: u16) -> &'static str {
-    match status {
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        506 => "Variant Also Negotiates",
-        507 => "Insufficient Storage",
-        508 => "Loop Detected",
-        510 => "Not Extended",
-        511 => "Network Authentication Required",
-        _ => "",
-    }
-}
-
-/// Standard base64 (for the basic-auth header).
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Query-escapes a single value (exposed for callers composing URLs by hand).
-pub fn escape(value: &str) -> String {
-    encode_query_component(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -928,7 +478,7 @@ mod tests {
     ) -> Action {
         Action::Set {
             key: key.into(),
-            value: value.into(),
+            value: value.as_bytes().to_vec(),
             prev_value: prev_value.into(),
             prev_index: 0,
             prev_exist,
@@ -1067,35 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn cluster_error_text_matches_etcdctl() {
-        let error = ClientError::Cluster {
-            errors: vec![
-                AttemptError::NoLeader {
-                    endpoint: "http://a:1".into(),
-                },
-                AttemptError::HeaderTimeout {
-                    endpoint: "http://b:2".into(),
-                },
-            ],
-        };
-        assert_eq!(
-            error.to_string(),
-            "client: etcd cluster is unavailable or misconfigured; error #0: client: etcd member \
-             http://a:1 has no leader\n; error #1: client: endpoint http://b:2 exceeded header \
-             timeout\n"
-        );
-        assert_eq!(
-            error.detail().unwrap(),
-            "error #0: client: etcd member http://a:1 has no leader\nerror #1: client: endpoint \
-             http://b:2 exceeded header timeout\n"
-        );
-        assert!(!error.is_connection_error());
-    }
-
-    #[test]
-    fn base64_and_quote() {
-        assert_eq!(base64(b"root:pw"), "cm9vdDpwdw==");
-        assert_eq!(base64(b"ab"), "YWI=");
+    fn go_quote_escapes_like_strconv_quote() {
         assert_eq!(go_quote("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\x01\"");
     }
 }

@@ -5,8 +5,10 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use super::cluster::ClusterClient;
+use super::gojson::decode_error_text;
 use super::http::Url;
-use super::keys::{Action, ClientError, ClusterClient};
+use super::keys::{Action, ClientError};
 
 /// One member as `/v2/members` describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
@@ -43,18 +45,11 @@ fn expect_status(found: u16, accepted: &[u16]) -> Result<(), ClientError> {
     }
 }
 
-/// Go's `encoding/json` wording for the common decode failures.
-fn decode_error(body: &[u8], error: serde_json::Error) -> ClientError {
-    let reason = if body.is_empty() || error.is_eof() {
-        "unexpected end of JSON input".to_string()
-    } else {
-        error.to_string()
-    };
-    ClientError::Decode { reason }
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(body).map_err(|e| decode_error(body, e))
+/// Decodes `body`, failing with Go's `encoding/json` text for a value of `go_type`.
+fn decode<T: for<'de> Deserialize<'de>>(body: &[u8], go_type: &str) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|_| ClientError::Decode {
+        reason: decode_error_text(body, go_type),
+    })
 }
 
 /// `GET /v2/members`; requires 200.
@@ -64,7 +59,7 @@ pub fn list(
 ) -> Result<Vec<Member>, ClientError> {
     let response = client.execute(&Action::MembersList, deadline)?;
     expect_status(response.status, &[200])?;
-    let list: MemberList = decode(&response.body)?;
+    let list: MemberList = decode(&response.body, "struct { Members []client.Member }")?;
     Ok(list.members.unwrap_or_default())
 }
 
@@ -75,7 +70,7 @@ pub fn leader(
 ) -> Result<Member, ClientError> {
     let response = client.execute(&Action::MembersLeader, deadline)?;
     expect_status(response.status, &[200])?;
-    decode(&response.body)
+    decode(&response.body, "client.Member")
 }
 
 /// Validates peer URLs like etcd's `types.NewURLs` and returns them sorted.
@@ -115,12 +110,12 @@ pub fn add(
     let response = client.execute(&Action::MembersAdd { peer_urls }, deadline)?;
     expect_status(response.status, &[201, 409])?;
     if response.status != 201 {
-        let body: MessageBody = decode(&response.body)?;
+        let body: MessageBody = decode(&response.body, "client.membersError")?;
         return Err(ClientError::Message {
             message: body.message,
         });
     }
-    decode(&response.body)
+    decode(&response.body, "client.Member")
 }
 
 /// `PUT /v2/members/<id>`; 204 is success, 404/409 carry the server's message.
@@ -138,7 +133,7 @@ pub fn update(
     let response = client.execute(&action, deadline)?;
     expect_status(response.status, &[204, 404, 409])?;
     if response.status != 204 {
-        let body: MessageBody = decode(&response.body)?;
+        let body: MessageBody = decode(&response.body, "client.membersError")?;
         return Err(ClientError::Message {
             message: body.message,
         });
@@ -190,13 +185,16 @@ mod tests {
     fn member_json_decodes() {
         let list: MemberList = decode(
             br#"{"members":[{"id":"bd","name":"n1","peerURLs":["http://p:1"],"clientURLs":[]}]}"#,
+            "x",
         )
         .unwrap();
         let members = list.members.unwrap();
         assert_eq!(members[0].id, "bd");
         assert_eq!(members[0].peer_urls, vec!["http://p:1".to_string()]);
         assert_eq!(
-            decode::<Member>(b"").unwrap_err().to_string(),
+            decode::<Member>(b"", "client.Member")
+                .unwrap_err()
+                .to_string(),
             "unexpected end of JSON input"
         );
     }

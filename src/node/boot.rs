@@ -117,6 +117,7 @@ pub fn bootstrap_entries(members: &[(u64, Vec<String>)]) -> Vec<Entry> {
         let urls = Envelope {
             proposer: 0,
             request_id: 0,
+            proposed_at_unix_nanos: 0,
             payload: Payload::PeerUrls {
                 member_id: id,
                 peer_urls,

@@ -7,7 +7,9 @@
 //!      0     1  kind: 1 client command, 2 member publish, 3 member peer URLs, 4 cluster version
 //!      1     8  proposer member ID (0: nobody waits)
 //!      9     8  request ID, unique per proposer process (0: nobody waits)
-//!     17     n  body:
+//!     17     8  proposed at: the proposer's clock, Unix nanoseconds (i64); events of this
+//!               entry render their `ttl` as of this time on every member
+//!     25     n  body:
 //!                 1 -> a store Command (store::command's encoding)
 //!                 2 -> member ID u64, name (u32 length + UTF-8), client URLs (list)
 //!                 3 -> member ID u64, peer URLs (list)
@@ -24,6 +26,7 @@
 //!     12     .  members: ID u64, is_learner u8, removed u8, name, peer URLs, client URLs
 //!      .     .  pending peer URLs: count u32, then ID u64 + URL list each
 //!      .     .  cluster version (u32 length + UTF-8, empty = not decided)
+//!      .     .  applied request windows: count u32, then proposer u64 + count u32 + IDs u64
 //!      .     .  store image (store::Store::save), to the end
 //! ```
 
@@ -61,6 +64,7 @@ pub enum Payload {
 pub struct Envelope {
     pub proposer: u64,
     pub request_id: u64,
+    pub proposed_at_unix_nanos: i64,
     pub payload: Payload,
 }
 
@@ -202,6 +206,7 @@ impl Envelope {
         out.push(kind);
         put_u64(&mut out, self.proposer);
         put_u64(&mut out, self.request_id);
+        put_u64(&mut out, self.proposed_at_unix_nanos as u64);
         match &self.payload {
             Payload::Command(command) => command.encode(&mut out),
             Payload::Publish {
@@ -230,6 +235,7 @@ impl Envelope {
         let kind = reader.u8()?;
         let proposer = reader.u64()?;
         let request_id = reader.u64()?;
+        let proposed_at_unix_nanos = reader.u64()? as i64;
         let payload = match kind {
             KIND_COMMAND => {
                 let command =
@@ -256,6 +262,7 @@ impl Envelope {
         Ok(Envelope {
             proposer,
             request_id,
+            proposed_at_unix_nanos,
             payload,
         })
     }
@@ -272,6 +279,32 @@ pub struct ClusterState {
     pub pending_peer_urls: BTreeMap<u64, Vec<String>>,
     /// Empty until the leader has recorded it.
     pub cluster_version: String,
+    /// Per proposer, the request IDs of its most recent applied entries, so that an entry
+    /// proposed once but appended twice (a duplicated forward) is applied once.
+    /// Invariant: at most [`APPLIED_REQUESTS_WINDOW`] IDs per proposer (the smallest evicted).
+    pub applied_requests: BTreeMap<u64, std::collections::BTreeSet<u64>>,
+}
+
+/// How many recent request IDs per proposer are remembered to drop duplicated entries.
+pub const APPLIED_REQUESTS_WINDOW: usize = 4096;
+
+impl ClusterState {
+    /// Records that `proposer`'s request `request_id` is being applied; false when it was
+    /// applied before (a duplicate, to be skipped). Request ID 0 (nobody waits) is never
+    /// deduplicated.
+    pub fn first_application(&mut self, proposer: u64, request_id: u64) -> bool {
+        if proposer == 0 || request_id == 0 {
+            return true;
+        }
+        let window = self.applied_requests.entry(proposer).or_default();
+        if !window.insert(request_id) {
+            return false;
+        }
+        if window.len() > APPLIED_REQUESTS_WINDOW {
+            window.pop_first();
+        }
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,6 +342,14 @@ impl ClusterState {
             put_list(&mut out, urls);
         }
         put_text(&mut out, &self.cluster_version);
+        put_u32(&mut out, self.applied_requests.len() as u32);
+        for (proposer, ids) in &self.applied_requests {
+            put_u64(&mut out, *proposer);
+            put_u32(&mut out, ids.len() as u32);
+            for id in ids {
+                put_u64(&mut out, *id);
+            }
+        }
         out.extend_from_slice(store_image);
         out
     }
@@ -351,6 +392,23 @@ impl ClusterState {
             state.pending_peer_urls.insert(id, reader.list()?);
         }
         state.cluster_version = reader.text()?;
+        let proposers = reader.u32()?;
+        for _ in 0..proposers {
+            let proposer = reader.u64()?;
+            let count = reader.u32()? as usize;
+            if count > APPLIED_REQUESTS_WINDOW {
+                return Err(EnvelopeError::Truncated {
+                    at: reader.at,
+                    needed: count * 8,
+                    available: 0,
+                });
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for _ in 0..count {
+                ids.insert(reader.u64()?);
+            }
+            state.applied_requests.insert(proposer, ids);
+        }
         Ok((state, reader.rest()))
     }
 }
@@ -364,6 +422,7 @@ mod tests {
             Envelope {
                 proposer: 7,
                 request_id: 9,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::Command(Command::Delete {
                     key: "/a".into(),
                     dir: true,
@@ -373,6 +432,7 @@ mod tests {
             Envelope {
                 proposer: 1,
                 request_id: 0,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::Publish {
                     member_id: 1,
                     name: "n1".into(),
@@ -382,6 +442,7 @@ mod tests {
             Envelope {
                 proposer: 0,
                 request_id: 0,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::PeerUrls {
                     member_id: 5,
                     peer_urls: vec![],
@@ -390,6 +451,7 @@ mod tests {
             Envelope {
                 proposer: 0,
                 request_id: 0,
+                proposed_at_unix_nanos: 7,
                 payload: Payload::ClusterVersion {
                     version: "3.4.0".into(),
                 },

@@ -11,6 +11,7 @@
 //!
 //! A single member is a cluster of one: the same loop, the same WAL, no peers.
 
+pub mod apply;
 pub mod boot;
 pub mod config;
 pub mod envelope;

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
+use crate::node::apply;
 use crate::node::boot::to_wal_entry;
-use crate::node::envelope::{ClusterState, Envelope, MemberRecord, Payload};
+use crate::node::envelope::{ClusterState, Envelope, Payload};
 use crate::node::{
     now_unix_nanos, Applied, LoopRequest, Member, Node, NodeStatus, ProposeError, SYNC_INTERVAL,
 };
-use crate::raft::codec::{decode_conf_change, decode_message, encode_message};
-use crate::raft::message::{ConfChangeKind, Entry, EntryKind, MessageKind};
+use crate::raft::codec::{decode_message, encode_message};
+use crate::raft::message::{Entry, MessageKind};
 use crate::raft::raw_node::{RawNode, Ready};
 use crate::raft::Role;
 use crate::snap::Snapshotter;
@@ -36,6 +37,9 @@ use crate::wal::{Wal, WalError};
 const MAX_REQUESTS_PER_TURN: usize = 4096;
 /// How long a member waits before proposing its attributes again if they did not apply.
 const PUBLISH_RETRY: Duration = Duration::from_secs(2);
+
+/// The store's answer to one applied command.
+type StoreOutcome = Result<Option<crate::store::Event>, crate::store::V2Error>;
 
 struct Waiter {
     reply: Sender<Applied>,
@@ -75,6 +79,8 @@ pub(crate) struct RaftLoop {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// Entries proposed this turn, not yet handed to the core.
+    batch: Vec<(Vec<u8>, Instant)>,
     /// A Ready whose persistence failed with ENOSPC, to retry.
     unpersisted: Option<Ready>,
     published: bool,
@@ -85,6 +91,7 @@ pub(crate) struct RaftLoop {
     last_version_attempt: Option<Instant>,
     last_sync: Instant,
     snapshot_count: u64,
+    election_timeout_ticks: u64,
     _lock: crate::wal::DataDirLock,
 }
 
@@ -96,6 +103,7 @@ impl RaftLoop {
         transport: Option<Arc<Transport>>,
     ) -> RaftLoop {
         let snapshot_count = node.config.snapshot_count.max(1);
+        let election_timeout_ticks = raw.raft.config().election_timeout_ticks;
         RaftLoop {
             node,
             raw,
@@ -113,6 +121,7 @@ impl RaftLoop {
             applied_index: boot.snapshot_index,
             applied_term: boot.snapshot_term,
             snapshot_index: boot.snapshot_index,
+            batch: Vec::new(),
             unpersisted: None,
             published: false,
             publish_request_id: 0,
@@ -120,6 +129,7 @@ impl RaftLoop {
             last_version_attempt: None,
             last_sync: Instant::now(),
             snapshot_count,
+            election_timeout_ticks,
             _lock: boot.lock,
         }
     }
@@ -169,14 +179,15 @@ impl RaftLoop {
         self.process_ready();
         if self.raw.status().progress.len() <= 1 && self.raw.raft.promotable() {
             self.raw.campaign();
-        } else if self.raw.raft.promotable() {
-            // As etcd's initial election tick advance: start two ticks short of the election
-            // timeout, so a cluster whose quorum is up elects within ~2 ticks + jitter rather
-            // than a whole timeout (a pre-vote nobody answers changes nothing).
-            let config = &self.node.config;
-            let election_ticks =
-                (config.election_timeout_ms / config.heartbeat_interval_ms.max(1)).max(2);
-            for _ in 0..election_ticks.saturating_sub(2) {
+        } else {
+            // Like etcd's initial election tick advance, but all the way: a booting member
+            // fast-forwards its election timer until it starts a pre-vote, so a cluster whose
+            // quorum has just come up elects in a round trip instead of a randomized timeout.
+            // Harmless to a running cluster: members that hear from a leader refuse pre-votes.
+            for _ in 0..2 * self.election_timeout_ticks {
+                if self.raw.raft.role != Role::Follower || self.raw.raft.leader_id != 0 {
+                    break;
+                }
                 self.raw.tick();
             }
         }
@@ -237,6 +248,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -285,9 +297,21 @@ impl RaftLoop {
         }
     }
 
+    /// Queues an entry; [`RaftLoop::flush_proposals`] hands the turn's entries to the core
+    /// as one batch (one append, one broadcast).
     fn propose_data(&mut self, data: Vec<u8>, deadline: Instant) {
-        if let Err(_refused) = self.raw.propose(data.clone()) {
-            self.stalled.push_back((data, deadline));
+        self.batch.push((data, deadline));
+    }
+
+    fn flush_proposals(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let entries: Vec<Vec<u8>> = batch.iter().map(|(data, _)| data.clone()).collect();
+        if self.raw.propose_batch(entries).is_err() {
+            // No leader (or a transfer in progress): retried every tick until the deadline.
+            self.stalled.extend(batch);
         }
     }
 
@@ -385,6 +409,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -403,6 +428,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id: 0,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -419,6 +445,7 @@ impl RaftLoop {
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id: 0,
+                    proposed_at_unix_nanos: now_unix_nanos(),
                     payload,
                 }
                 .encode();
@@ -435,6 +462,7 @@ impl RaftLoop {
     }
 
     fn process_ready(&mut self) {
+        self.flush_proposals();
         if self.unpersisted.is_some() {
             return;
         }
@@ -625,160 +653,34 @@ impl RaftLoop {
             return;
         }
         let mut fired = Vec::new();
-        let mut replies: Vec<(
-            Sender<Applied>,
-            Result<Option<crate::store::Event>, crate::store::V2Error>,
-            u64,
-        )> = Vec::new();
+        let mut replies: Vec<(Sender<Applied>, StoreOutcome, u64)> = Vec::new();
         let mut members_changed = false;
         {
             let mut store = self.node.store.write();
             for entry in entries {
                 self.applied_index = entry.index;
                 self.applied_term = entry.term;
-                match entry.kind {
-                    EntryKind::ConfChange => {
-                        let Ok(change) = decode_conf_change(&entry.data) else {
-                            panic!(
-                                "committed conf change at index {} does not decode",
-                                entry.index
-                            )
-                        };
-                        self.raw.apply_conf_change(change);
-                        members_changed = true;
-                        let id = change.node_id;
-                        match change.kind {
-                            ConfChangeKind::AddNode | ConfChangeKind::AddLearner => {
-                                let learner = change.kind == ConfChangeKind::AddLearner;
-                                let urls = self.cluster.pending_peer_urls.remove(&id);
-                                let record = self.cluster.members.entry(id).or_insert_with(|| {
-                                    MemberRecord {
-                                        member: Member {
-                                            id,
-                                            name: String::new(),
-                                            peer_urls: Vec::new(),
-                                            client_urls: Vec::new(),
-                                        },
-                                        is_learner: learner,
-                                        removed: false,
-                                    }
-                                });
-                                record.is_learner = learner;
-                                if let Some(urls) = urls {
-                                    record.member.peer_urls = urls;
-                                }
-                                let _ = store.apply(
-                                    &Command::Internal {
-                                        key: format!("/0/members/{id:x}/raftAttributes"),
-                                        value: record.member.peer_urls.join(","),
-                                    },
-                                    &mut fired,
-                                );
-                            }
-                            ConfChangeKind::RemoveNode => {
-                                if let Some(record) = self.cluster.members.get_mut(&id) {
-                                    record.removed = true;
-                                }
-                                let _ = store.apply(
-                                    &Command::Internal {
-                                        key: format!("/0/members/{id:x}"),
-                                        value: String::new(),
-                                    },
-                                    &mut fired,
-                                );
-                                let _ = store.apply(
-                                    &Command::Internal {
-                                        key: format!("/0/removed_members/{id:x}"),
-                                        value: String::new(),
-                                    },
-                                    &mut fired,
-                                );
-                            }
-                        }
-                        if let Some(waiter) = self.conf_waiters.remove(&id) {
-                            replies.push((waiter.reply, Ok(None), entry.index));
-                        }
+                let effect = apply::apply_entry(&mut store, &mut self.cluster, &entry, &mut fired);
+                members_changed |= effect.members_changed;
+                if let Some(change) = effect.conf_change {
+                    self.raw.apply_conf_change(change);
+                    if let Some(waiter) = self.conf_waiters.remove(&change.node_id) {
+                        replies.push((waiter.reply, Ok(None), entry.index));
                     }
-                    EntryKind::Normal if entry.data.is_empty() => {}
-                    EntryKind::Normal => {
-                        let envelope = Envelope::decode(&entry.data).unwrap_or_else(|e| {
-                            panic!(
-                                "committed entry {} (term {}) does not decode: {e}",
-                                entry.index, entry.term
-                            )
-                        });
-                        let outcome = match envelope.payload {
-                            Payload::Command(command) => store.apply(&command, &mut fired),
-                            Payload::Publish {
-                                member_id,
-                                name,
-                                client_urls,
-                            } => {
-                                if let Some(record) = self.cluster.members.get_mut(&member_id) {
-                                    record.member.name = name.clone();
-                                    record.member.client_urls = client_urls.clone();
-                                    members_changed = true;
-                                    if envelope.proposer == self.node.member_id
-                                        && envelope.request_id == self.publish_request_id
-                                        && self.publish_request_id != 0
-                                    {
-                                        self.published = true;
-                                        self.node.status.write().published = true;
-                                    }
-                                    store.apply(
-                                        &Command::Internal {
-                                            key: format!("/0/members/{member_id:x}/attributes"),
-                                            value: name,
-                                        },
-                                        &mut fired,
-                                    )
-                                } else {
-                                    Ok(None)
-                                }
-                            }
-                            Payload::PeerUrls {
-                                member_id,
-                                peer_urls,
-                            } => {
-                                if let Some(record) = self
-                                    .cluster
-                                    .members
-                                    .get_mut(&member_id)
-                                    .filter(|r| !r.removed)
-                                {
-                                    record.member.peer_urls = peer_urls.clone();
-                                    members_changed = true;
-                                    store.apply(
-                                        &Command::Internal {
-                                            key: format!("/0/members/{member_id:x}/raftAttributes"),
-                                            value: peer_urls.join(","),
-                                        },
-                                        &mut fired,
-                                    )
-                                } else {
-                                    self.cluster.pending_peer_urls.insert(member_id, peer_urls);
-                                    Ok(None)
-                                }
-                            }
-                            Payload::ClusterVersion { version } => {
-                                if self.cluster.cluster_version.is_empty() {
-                                    self.cluster.cluster_version = version.clone();
-                                    store.apply(
-                                        &Command::Internal {
-                                            key: "/0/version".into(),
-                                            value: version,
-                                        },
-                                        &mut fired,
-                                    )
-                                } else {
-                                    Ok(None)
-                                }
-                            }
-                        };
-                        if envelope.proposer == self.node.member_id {
-                            if let Some(waiter) = self.waiters.remove(&envelope.request_id) {
-                                replies.push((waiter.reply, outcome, entry.index));
-                            }
+                }
+                if let Some((member, request_id)) = effect.published {
+                    if member == self.node.member_id
+                        && request_id == self.publish_request_id
+                        && self.publish_request_id != 0
+                    {
+                        self.published = true;
+                        self.node.status.write().published = true;
+                    }
+                }
+                if let Some((proposer, request_id, outcome)) = effect.answer {
+                    if proposer == self.node.member_id {
+                        if let Some(waiter) = self.waiters.remove(&request_id) {
+                            replies.push((waiter.reply, outcome, entry.index));
                         }
                     }
                 }

@@ -65,18 +65,24 @@ impl WatchSink {
     }
 
     /// Writes one event as a chunk; ends the response when `last`.
+    /// One write per event: the head (if still pending), the chunk and, for the last event,
+    /// the terminating chunk go out together. Separate small writes would each wait for the
+    /// client's delayed ACK (Nagle), about 40 ms apiece.
     fn write_event(&self, body: &[u8], last: bool) -> std::io::Result<()> {
         let mut state = self.state.lock();
-        write_head(&mut state)?;
+        let head = state.pending_head.take().unwrap_or_default();
         let Some(writer) = state.writer.as_mut() else {
             return Ok(());
         };
-        write!(writer, "{:x}\r\n", body.len())?;
-        writer.write_all(body)?;
-        writer.write_all(b"\r\n")?;
+        let mut message = head;
+        message.reserve(body.len() + 16);
+        message.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+        message.extend_from_slice(body);
+        message.extend_from_slice(b"\r\n");
         if last {
-            writer.write_all(b"0\r\n\r\n")?;
+            message.extend_from_slice(b"0\r\n\r\n");
         }
+        writer.write_all(&message)?;
         writer.flush()?;
         if last {
             state.writer = None;
@@ -162,13 +168,31 @@ impl WatchHub {
     }
 
     /// Checks the parked-watch limit before a watch is registered in the store.
+    /// When full, an inert sink (a stream answered from history, which nothing will ever
+    /// fire again) is closed to make room, the oldest first.
     pub fn check_capacity(&self) -> Result<(), ParkError> {
-        if self.sinks.lock().len() >= self.max_parked {
-            return Err(ParkError::TooManyWatches {
+        // Lock order: never hold `sinks` while taking the store lock (workers registering a
+        // watch hold the store's write lock while they park).
+        let streams: Vec<Arc<WatchSink>> = {
+            let sinks = self.sinks.lock();
+            if sinks.len() < self.max_parked {
+                return Ok(());
+            }
+            sinks.values().filter(|sink| sink.stream).cloned().collect()
+        };
+        let inert = {
+            let store = self.store.read();
+            streams.into_iter().find(|sink| !store.has_watcher(sink.id))
+        };
+        match inert {
+            Some(sink) => {
+                self.drop_watcher(&sink);
+                Ok(())
+            }
+            None => Err(ParkError::TooManyWatches {
                 limit: self.max_parked,
-            });
+            }),
         }
-        Ok(())
     }
 
     /// Parks a sink. Call while holding the store's write lock that registered the watcher, so

@@ -459,6 +459,20 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic_any_decoder() {
+        let mut rng = SplitMix64::new(77);
+        for _ in 0..20_000 {
+            let len = rng.below(120) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let _ = decode_message(&bytes);
+            let _ = decode_entry(&bytes);
+            let _ = decode_snapshot(&bytes);
+            let _ = decode_hard_state(&bytes);
+            let _ = decode_conf_change(&bytes);
+        }
+    }
+
+    #[test]
     fn every_truncation_and_many_corruptions_are_errors_not_panics() {
         let mut rng = SplitMix64::new(9);
         for _ in 0..50 {

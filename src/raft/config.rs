@@ -33,6 +33,14 @@ pub struct Config {
     /// Exists only so tests can show the simulator catches the resulting safety violation.
     #[doc(hidden)]
     pub unsafe_skip_vote_log_check: bool,
+    /// BROKEN ON PURPOSE when true: commit any entry stored on a quorum, whatever its term
+    /// (the mistake Figure 8 of the Raft paper warns about). For harness tests only.
+    #[doc(hidden)]
+    pub unsafe_commit_any_term: bool,
+    /// BROKEN ON PURPOSE when true: answer ReadIndex at once with the local commit index,
+    /// without confirming leadership with a quorum. For harness tests only.
+    #[doc(hidden)]
+    pub unsafe_read_without_quorum: bool,
 }
 
 impl Config {
@@ -51,6 +59,8 @@ impl Config {
             check_quorum: true,
             seed: id,
             unsafe_skip_vote_log_check: false,
+            unsafe_commit_any_term: false,
+            unsafe_read_without_quorum: false,
         }
     }
 

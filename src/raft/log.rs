@@ -267,6 +267,12 @@ impl RaftLog {
         Ok(limit_size(&out, max_bytes))
     }
 
+    /// Last index whose persisted entry is current: stable storage may still hold a stale
+    /// suffix that a newer (unstable) append replaced.
+    pub fn persisted_last_index(&self) -> u64 {
+        (self.unstable.offset - 1).min(self.storage.last_index())
+    }
+
     /// Unstable entries: to persist in the next Ready.
     pub fn unstable_entries(&self) -> &[Entry] {
         &self.unstable.entries
@@ -341,6 +347,10 @@ impl RaftLog {
 
     /// Entries up to (`index`, `term`) are now persisted: move them into storage.
     pub fn stable_to(&mut self, index: u64, term: u64) {
+        assert!(
+            self.unstable.snapshot.is_none(),
+            "entries up to {index} persisted before the snapshot that precedes them"
+        );
         if index < self.unstable.offset || self.unstable.maybe_term(index) != Some(term) {
             return; // a newer append replaced them; they will come in a later Ready
         }

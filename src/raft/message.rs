@@ -282,10 +282,8 @@ impl fmt::Display for Message {
             MessageKind::Vote | MessageKind::PreVote => {
                 write!(f, " Log:{}/{}", self.log_term, self.index)?
             }
-            MessageKind::VoteResponse | MessageKind::PreVoteResponse => {
-                if self.reject {
-                    write!(f, " Rejected")?;
-                }
+            MessageKind::VoteResponse | MessageKind::PreVoteResponse if self.reject => {
+                write!(f, " Rejected")?
             }
             MessageKind::Heartbeat => write!(f, " Commit:{}", self.commit)?,
             MessageKind::ReadIndexResponse => write!(f, " Index:{}", self.index)?,

@@ -34,7 +34,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | [`core`] | roles and every protocol rule; its module doc maps each rule to a function |
+//! | [`core`] | roles and every protocol rule, split by topic into `core/{mod,election,replication,read_index,membership}.rs` |
 //! | [`raw_node`] | the application API, `Ready` and `advance` |
 //! | [`log`] | stable + unstable log, commit/apply cursors, log matching, conflict search |
 //! | [`storage`] | [`MemoryStorage`], the persisted log the node backs with its WAL |
@@ -47,33 +47,45 @@
 //!
 //! # Rules and where they live
 //!
-//! | rule | function |
+//! | rule | file: function |
 //! |---|---|
-//! | randomized election timeout in `[ET, 2ET)` ticks | `core::Raft::tick_election`, `Raft::reset_randomized_election_timeout` |
-//! | pre-vote: campaign at term+1 without bumping the term | `core::Raft::hup`, `Raft::campaign` |
-//! | higher term: step down; lower term: reply so stale leaders learn | top of `core::Raft::step` |
-//! | votes ignored while a leader is heard from (check-quorum lease) | top of `core::Raft::step` |
-//! | one vote per term, only for an up-to-date log (§5.4.1) | `core::Raft::handle_vote_request`, `log::RaftLog::is_up_to_date` |
-//! | check-quorum: leader steps down without a quorum | `core::Raft::tick_heartbeat`, `progress::ProgressTracker::quorum_active_and_reset` |
-//! | no-op entry at term start | `core::Raft::become_leader` |
-//! | AppendEntries consistency check, truncate conflicts, never committed ones | `core::Raft::handle_append`, `log::RaftLog::maybe_append` |
-//! | fast backtracking by conflict term and index | `log::RaftLog::find_conflict_by_term`, `core::Raft::handle_append_response`, `progress::Progress::maybe_decr_to` |
-//! | batching (bytes per message), pipelining, inflights by count and bytes | `core::Raft::maybe_send_append`, `progress::Inflights` |
-//! | cap on uncommitted bytes | `core::Raft::append_entries` |
-//! | commit only current-term entries by counting (§5.4.2, Figure 8) | `core::Raft::maybe_commit`, `log::RaftLog::maybe_commit` |
-//! | ReadIndex only after committing in the term; quorum heartbeat confirms | `core::Raft::handle_read_index`, `Raft::handle_heartbeat_response` |
-//! | follower ReadIndex forwarded to the leader | `core::Raft::step_follower` |
-//! | snapshot instead of compacted entries; whole snapshot in one message | `core::Raft::maybe_send_append` |
-//! | follower installs a snapshot | `core::Raft::handle_snapshot`, `Raft::restore`, `log::RaftLog::restore` |
-//! | resume after failed snapshot / unreachable peer | `core::Raft::report_snapshot`, `Raft::report_unreachable` |
-//! | one membership change at a time, effective when applied | `core::Raft::step_leader` (pending check), `Raft::apply_conf_change` |
-//! | leader removed by a conf change steps down | `core::Raft::apply_conf_change` |
-//! | no campaign with a committed, unapplied conf change | `core::Raft::hup` |
-//! | leadership transfer with TimeoutNow | `core::Raft::handle_transfer_leader`, `Raft::step_follower` |
-//! | persist before send (the Ready contract) | this doc; checked by `sim::cluster` and the sim checkers |
+//! | randomized election timeout in `[ET, 2ET)` ticks | `core/election.rs`: `Raft::tick_election`; `core/mod.rs`: `Raft::reset_randomized_election_timeout` |
+//! | pre-vote: campaign at term+1 without bumping the term | `core/election.rs`: `Raft::hup`, `Raft::campaign` |
+//! | higher term: step down; lower term: reply so stale leaders learn | `core/mod.rs`: top of `Raft::step` |
+//! | votes ignored while a leader is heard from (check-quorum lease) | `core/mod.rs`: top of `Raft::step` |
+//! | one vote per term, only for an up-to-date log (§5.4.1) | `core/election.rs`: `Raft::handle_vote_request`; `log.rs`: `RaftLog::is_up_to_date` |
+//! | check-quorum: leader steps down without a quorum | `core/election.rs`: `Raft::tick_heartbeat`; `progress.rs`: `ProgressTracker::quorum_active_and_reset` |
+//! | no-op entry at term start | `core/mod.rs`: `Raft::become_leader` |
+//! | AppendEntries consistency check, truncate conflicts, never committed ones | `core/replication.rs`: `Raft::handle_append`; `log.rs`: `RaftLog::maybe_append` |
+//! | fast backtracking by conflict term and index | `log.rs`: `RaftLog::find_conflict_by_term`; `core/replication.rs`: `Raft::handle_append_response`; `progress.rs`: `Progress::maybe_decr_to` |
+//! | batching (bytes per message), pipelining, inflights by count and bytes | `core/replication.rs`: `Raft::maybe_send_append`; `progress.rs`: `Inflights`, `Progress::sent_entries` |
+//! | cap on uncommitted bytes | `core/replication.rs`: `Raft::append_entries` |
+//! | commit only current-term entries by counting (§5.4.2, Figure 8) | `core/replication.rs`: `Raft::maybe_commit`; `log.rs`: `RaftLog::maybe_commit` |
+//! | ReadIndex only after committing in the term; quorum heartbeat confirms | `core/read_index.rs`: `Raft::handle_read_index`; `core/replication.rs`: `Raft::handle_heartbeat_response` |
+//! | follower ReadIndex forwarded to the leader | `core/mod.rs`: `Raft::step_follower` |
+//! | snapshot instead of compacted entries; whole snapshot in one message | `core/replication.rs`: `Raft::maybe_send_append` |
+//! | follower installs a snapshot | `core/replication.rs`: `Raft::handle_snapshot`, `Raft::restore`; `log.rs`: `RaftLog::restore` |
+//! | resume after failed snapshot / unreachable peer | `core/replication.rs`: `Raft::report_snapshot`, `Raft::report_unreachable` |
+//! | one membership change at a time, effective when applied | `core/mod.rs`: `Raft::step_leader` (pending check); `core/membership.rs`: `Raft::apply_conf_change` |
+//! | leader removed by a conf change steps down | `core/membership.rs`: `Raft::apply_conf_change` |
+//! | no campaign with a committed, unapplied conf change | `core/election.rs`: `Raft::hup` |
+//! | leadership transfer with TimeoutNow | `core/election.rs`: `Raft::handle_transfer_leader`; `core/mod.rs`: `Raft::step_follower` |
+//! | persist before send (the Ready contract) | this doc; `raw_node.rs`: `RawNode::ready`, `RawNode::advance`; checked by `sim::cluster::Simulation::handle_ready` and the sim checkers |
 //!
 //! Snapshots are sent **whole** in one [`MessageKind::Snapshot`] message; chunking is left
-//! to the transport. Membership changes are single-server (no joint consensus).
+//! to the transport. Membership changes are single-server (no joint consensus). Leases
+//! (reads without a quorum round) are not offered: ReadIndex is the only read path.
+//!
+//! # How it is tested
+//!
+//! | test | what it pins down |
+//! |---|---|
+//! | `tests/testdata/raft/*.txt` via `tests/raft_interaction.rs` | message-by-message scenarios, one feature each (Figure 8, pre-vote, check-quorum, backtracking, ReadIndex, snapshots, membership, transfer); `RAFT_REWRITE=1` regenerates |
+//! | `tests/raft_log_model.rs` | [`log::RaftLog`] against a naive vector model under random appends, conflicts, persistence, compaction and restores |
+//! | `tests/raft_ready.rs` | the Ready contract as an API (`must_sync`, advance, restart) |
+//! | `tests/sim_sweep.rs`, `tests/sim_harness.rs` | seeded whole-cluster simulation with safety and liveness checkers ([`crate::sim`]), and proof that broken variants are caught |
+//! | `tests/raft_determinism.rs` | no clock, I/O, threads or hash collections in `src/raft` and `src/sim` |
+//! | unit tests in [`codec`], [`progress`], [`storage`], [`rng`] | round trips, decoders never panic, quorum arithmetic against an oracle |
 
 pub mod codec;
 pub mod config;

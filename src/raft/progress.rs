@@ -379,6 +379,32 @@ mod tests {
     }
 
     #[test]
+    fn committed_index_matches_a_naive_oracle() {
+        // Oracle: the largest index that at least a quorum of voters holds.
+        let mut rng = crate::raft::rng::SplitMix64::new(5);
+        for _ in 0..5000 {
+            let voters = 1 + rng.below(7) as usize;
+            let learners = rng.below(3) as usize;
+            let mut t = ProgressTracker::default();
+            let mut matches = Vec::new();
+            for id in 0..(voters + learners) as u64 {
+                let mut p = Progress::new(1, Inflights::new(1, 0), id as usize >= voters);
+                p.match_index = rng.below(20);
+                if (id as usize) < voters {
+                    matches.push(p.match_index);
+                }
+                t.progress.insert(id + 1, p);
+            }
+            let quorum = voters / 2 + 1;
+            let oracle = (0..=20u64)
+                .filter(|i| matches.iter().filter(|m| *m >= i).count() >= quorum)
+                .max()
+                .unwrap();
+            assert_eq!(t.committed_index(), oracle, "matches {matches:?}");
+        }
+    }
+
+    #[test]
     fn probe_backtracks_only_on_the_outstanding_rejection() {
         let mut p = Progress::new(10, Inflights::new(4, 0), false);
         assert!(!p.maybe_decr_to(5, 2), "stale rejection ignored");

@@ -148,6 +148,25 @@ impl RawNode {
         self.raft.step(m)
     }
 
+    /// Propose many application entries at once: one append, one broadcast (group commit).
+    /// Either all are accepted or none.
+    pub fn propose_batch(&mut self, batch: Vec<Vec<u8>>) -> Result<(), ProposeError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut m = Message::new(MessageKind::Propose, self.raft.id, NO_NODE, 0);
+        m.entries = batch
+            .into_iter()
+            .map(|data| Entry {
+                term: 0,
+                index: 0,
+                kind: EntryKind::Normal,
+                data,
+            })
+            .collect();
+        self.raft.step(m)
+    }
+
     /// Propose a membership change (refused while another is unapplied).
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<(), ProposeError> {
         let mut m = Message::new(MessageKind::Propose, self.raft.id, NO_NODE, 0);
@@ -211,6 +230,11 @@ impl RawNode {
         if applied <= self.raft.log.storage.snapshot().meta.index {
             return;
         }
+        assert!(
+            applied <= self.raft.log.persisted_last_index(),
+            "compact at applied index {applied} past the persisted log ({})",
+            self.raft.log.persisted_last_index()
+        );
         let conf_state = self.raft.conf_state();
         self.raft.log.storage.compact(applied, conf_state, data);
     }

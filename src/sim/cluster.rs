@@ -6,15 +6,17 @@
 //! write and the sync; the node then loses that Ready (volatile disk state and messages).
 //!
 //! A random run has two phases. The *fault phase* draws, per tick, client proposals and
-//! reads, crashes and restarts, partitions and heals, membership changes of a spare node,
+//! reads, crashes and restarts, partitions and heals, membership changes (learners added
+//! and promoted, voters removed, the leader included),
 //! leadership transfers and compactions, over a network that drops, duplicates, delays and
 //! reorders (rates drawn per seed). The *liveness phase* heals everything, restarts every
 //! node, and then requires every acknowledged proposal to be applied by every member.
 //! Checkers (see [`super::checkers`]) run after every message, tick and Ready.
 
-use super::checkers::{fnv, Check, Checkers, Violation};
+use super::checkers::{Check, Checkers, Violation};
 use super::disk::SimDisk;
 use super::network::{InFlight, Network, NetworkFaults};
+use super::state_machine::StateMachine;
 use crate::raft::rng::SplitMix64;
 use crate::raft::{
     codec, ConfChange, ConfChangeKind, ConfState, Config, EntryKind, MemoryStorage, Message,
@@ -22,58 +24,6 @@ use crate::raft::{
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// The replicated state machine of the simulation: the ordered list of applied proposal ids
-/// and a running hash of everything applied.
-#[derive(Clone, Debug, Default)]
-pub struct StateMachine {
-    /// Index of the last applied entry.
-    pub applied_index: u64,
-    /// Hash chained over every applied (index, term, kind, data).
-    pub state_hash: u64,
-    /// Proposal ids in apply order.
-    pub proposal_ids: Vec<u64>,
-}
-
-impl StateMachine {
-    fn apply(&mut self, index: u64, term: u64, kind: EntryKind, data: &[u8]) {
-        let mut buf = Vec::with_capacity(24 + data.len());
-        buf.extend_from_slice(&self.state_hash.to_le_bytes());
-        buf.extend_from_slice(&index.to_le_bytes());
-        buf.extend_from_slice(&term.to_le_bytes());
-        buf.push(kind as u8);
-        buf.extend_from_slice(data);
-        self.state_hash = fnv(0, &buf);
-        self.applied_index = index;
-        if kind == EntryKind::Normal && data.len() >= 8 {
-            self.proposal_ids
-                .push(u64::from_le_bytes(data[..8].try_into().expect("8 bytes")));
-        }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&self.applied_index.to_le_bytes());
-        out.extend_from_slice(&self.state_hash.to_le_bytes());
-        for id in &self.proposal_ids {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> StateMachine {
-        if bytes.len() < 16 {
-            return StateMachine::default(); // the empty bootstrap snapshot
-        }
-        let word =
-            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        StateMachine {
-            applied_index: word(0),
-            state_hash: word(1),
-            proposal_ids: (2..bytes.len() / 8).map(word).collect(),
-        }
-    }
-}
 
 /// One simulated server.
 pub struct SimNode {
@@ -105,7 +55,7 @@ pub struct FaultRates {
     pub partition: u64,
     /// Healing all partitions.
     pub heal: u64,
-    /// A membership change of the spare node.
+    /// A membership change (learner added, learner promoted, or voter removed).
     pub conf_change: u64,
     /// A leadership transfer.
     pub transfer: u64,
@@ -116,22 +66,33 @@ pub struct FaultRates {
 pub struct SimOptions {
     /// Initial voters (ids 1..=voters).
     pub voters: usize,
-    /// Extra nodes that start outside the configuration and may be added (as learner, then voter).
+    /// Extra nodes that start outside the configuration and may be added (as learner, then
+    /// voter); any voter may be removed and added back the same way.
     pub spares: usize,
     /// Ticks with faults.
     pub fault_ticks: u64,
-    /// Healed ticks at the end.
+    /// Upper bound on the healed ticks at the end (the phase stops once liveness holds).
     pub liveness_ticks: u64,
     /// Network faults during the fault phase.
     pub network: NetworkFaults,
     /// Event rates during the fault phase.
     pub rates: FaultRates,
+    /// Flow-control window per follower (messages).
+    pub max_inflight_msgs: usize,
+    /// Batching limit per append (payload bytes; proposals carry 8-31 bytes).
+    pub max_entries_bytes_per_msg: u64,
     /// Compact a node's log when it has applied this many entries past its snapshot.
     pub compact_after_entries: u64,
     /// Keep a full text trace (for the determinism test and debugging).
     pub record_trace: bool,
     /// Break the core on purpose (see `Config::unsafe_skip_vote_log_check`).
     pub unsafe_skip_vote_log_check: bool,
+    /// Break the core on purpose (see `Config::unsafe_commit_any_term`).
+    pub unsafe_commit_any_term: bool,
+    /// Break the Ready contract on purpose: send messages before the Ready is synced.
+    pub unsafe_send_before_sync: bool,
+    /// Break the core on purpose (see `Config::unsafe_read_without_quorum`).
+    pub unsafe_read_without_quorum: bool,
 }
 
 impl SimOptions {
@@ -142,8 +103,8 @@ impl SimOptions {
         SimOptions {
             voters: if r.chance(1, 3) { 5 } else { 3 },
             spares: 1,
-            fault_ticks: 250,
-            liveness_ticks: 150,
+            fault_ticks: 600,
+            liveness_ticks: 1000,
             network: NetworkFaults {
                 drop_per_mille: r.below(200),
                 duplicate_per_mille: r.below(100),
@@ -158,12 +119,17 @@ impl SimOptions {
                 restart: 50 + r.below(200),
                 partition: r.below(30),
                 heal: 10 + r.below(50),
-                conf_change: r.below(20),
+                conf_change: r.below(40),
                 transfer: r.below(10),
             },
+            max_inflight_msgs: [1, 2, 4, 64][r.below(4) as usize],
+            max_entries_bytes_per_msg: [8, 32, 64, 1024][r.below(4) as usize],
             compact_after_entries: 5 + r.below(30),
             record_trace: false,
             unsafe_skip_vote_log_check: false,
+            unsafe_commit_any_term: false,
+            unsafe_send_before_sync: false,
+            unsafe_read_without_quorum: false,
         }
     }
 }
@@ -231,10 +197,12 @@ impl Simulation {
             .map(|id| {
                 let mut config = Config::new(id);
                 config.seed = seed;
-                config.max_inflight_msgs = 4;
-                config.max_entries_bytes_per_msg = 64;
+                config.max_inflight_msgs = options.max_inflight_msgs;
+                config.max_entries_bytes_per_msg = options.max_entries_bytes_per_msg;
                 config.max_uncommitted_entries_bytes = 4096;
                 config.unsafe_skip_vote_log_check = options.unsafe_skip_vote_log_check;
+                config.unsafe_commit_any_term = options.unsafe_commit_any_term;
+                config.unsafe_read_without_quorum = options.unsafe_read_without_quorum;
                 let storage = MemoryStorage::new_with_conf_state(bootstrap.clone());
                 let disk = SimDisk::new(&storage);
                 let raw = RawNode::new(&config, storage).expect("valid simulation config");
@@ -341,6 +309,17 @@ impl Simulation {
             self.node(id).disk.write(&rd);
             let check = self.checkers.on_persist(id, &rd.entries, prev_term);
             self.lift(check)?;
+            let mut messages = rd.messages;
+            if self.options.unsafe_send_before_sync {
+                // The broken contract: what this Ready says is promised before it is durable.
+                let hs = rd
+                    .hard_state
+                    .unwrap_or(self.node(id).disk.durable_hard_state());
+                self.checkers.on_send(id, hs);
+                for m in std::mem::take(&mut messages) {
+                    self.send(m);
+                }
+            }
             if self.options.rates.crash_before_sync > 0
                 && self.rng.chance(self.options.rates.crash_before_sync, 1000)
             {
@@ -355,10 +334,12 @@ impl Simulation {
             }
             self.node(id).disk.sync();
             // 2. send
-            let hs = self.node(id).disk.durable_hard_state();
-            self.checkers.on_send(id, hs);
-            for m in rd.messages {
-                self.send(m);
+            if !messages.is_empty() {
+                let hs = self.node(id).disk.durable_hard_state();
+                self.checkers.on_send(id, hs);
+                for m in messages {
+                    self.send(m);
+                }
             }
             // 3. apply
             if let Some(snapshot) = &rd.snapshot {
@@ -580,26 +561,27 @@ impl Simulation {
         self.handle_ready(id)
     }
 
-    /// The leader proposes the next membership change of the spare nodes.
+    /// The leader proposes the next membership step of a random node: a non-member becomes
+    /// a learner, a learner becomes a voter, and a voter (possibly the leader itself) is
+    /// removed while more than three voters remain. Removed nodes keep running, so they
+    /// can be added back later with whatever log they kept.
     pub fn change_membership(&mut self) -> Result<(), Violation> {
         let Some(leader) = self.leader() else {
             return Ok(());
         };
-        if self.options.spares == 0 {
-            return Ok(());
-        }
-        let spare = (self.options.voters + 1 + self.rng.below(self.options.spares as u64) as usize)
-            as NodeId;
+        let target = 1 + self.rng.below(self.nodes.len() as u64);
         let raw = self.node(leader).raw.as_mut().expect("leader runs");
         let status = raw.status();
-        let kind = match status.progress.get(&spare) {
+        let voters = status.progress.values().filter(|p| !p.is_learner).count();
+        let kind = match status.progress.get(&target) {
             None => ConfChangeKind::AddLearner,
             Some(p) if p.is_learner => ConfChangeKind::AddNode,
-            Some(_) => ConfChangeKind::RemoveNode,
+            Some(_) if voters > 3 => ConfChangeKind::RemoveNode,
+            Some(_) => return Ok(()),
         };
         let cc = ConfChange {
             kind,
-            node_id: spare,
+            node_id: target,
         };
         if raw.propose_conf_change(cc).is_ok() {
             self.log(|| format!("leader {leader} proposes {cc:?}"));
@@ -689,8 +671,9 @@ impl Simulation {
         Ok(())
     }
 
-    /// Liveness: after the healed phase there is a leader, and every member of its
-    /// configuration has applied every acknowledged proposal and a fresh one.
+    /// Liveness: there is a leader, and every member of its configuration has applied every
+    /// acknowledged proposal and the healed phase's marker proposal. Returns the unmet
+    /// condition as a violation.
     pub fn check_liveness(&mut self, marker_index: Option<u64>) -> Result<(), Violation> {
         let Some(leader) = self.leader() else {
             return Err(
@@ -726,7 +709,8 @@ impl Simulation {
         Ok(())
     }
 
-    /// The whole random run: fault phase, then healed liveness phase.
+    /// The whole random run: fault phase, then the healed phase, which ends as soon as
+    /// liveness holds and fails if it still does not after `liveness_ticks`.
     pub fn run(&mut self) -> Result<SimSummary, Violation> {
         for _ in 0..self.options.fault_ticks {
             self.random_step()?;
@@ -734,6 +718,7 @@ impl Simulation {
         self.heal_everything()?;
         let mut marker: Option<u64> = None;
         let mut marker_id = 0;
+        let mut outcome = Ok(());
         for t in 0..self.options.liveness_ticks {
             if marker.is_none() && t % 10 == 5 {
                 if let Some(leader) = self.leader() {
@@ -748,8 +733,12 @@ impl Simulation {
             if marker.is_none() && marker_id != 0 {
                 marker = self.proposals.get(&marker_id).and_then(|p| p.acked_index);
             }
+            outcome = self.check_liveness(marker);
+            if outcome.is_ok() {
+                break;
+            }
         }
-        self.check_liveness(marker)?;
+        outcome?;
         self.summary.committed = self.checkers.committed_count();
         self.summary.leader_terms = self.checkers.leader_terms();
         Ok(self.summary.clone())
@@ -758,5 +747,29 @@ impl Simulation {
 
 /// Runs seed `seed` with options drawn from it.
 pub fn run_seed(seed: u64) -> Result<SimSummary, Violation> {
-    Simulation::new(seed, SimOptions::from_seed(seed)).run()
+    run_with_options(seed, SimOptions::from_seed(seed))
+}
+
+/// Runs one simulation; a panic inside the core (a broken internal invariant) is returned
+/// as a violation too, so that it also names its seed.
+pub fn run_with_options(seed: u64, options: SimOptions) -> Result<SimSummary, Violation> {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Simulation::new(seed, options).run()
+    }));
+    match run {
+        Ok(result) => result,
+        Err(payload) => {
+            let detail = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".to_string());
+            Err(Violation {
+                seed,
+                tick: 0,
+                rule: "core invariant (panic)",
+                detail,
+            })
+        }
+    }
 }

@@ -82,6 +82,11 @@ pub struct Event {
     pub etcd_index: u64,
     /// True for refresh writes (recorded in history, never delivered to watchers).
     pub refresh: bool,
+    /// When the write happened, by the clock of the member that proposed it (replicated with
+    /// the command, so every member agrees). `ttl` fields are rendered as of this time, so an
+    /// event served later from the history shows the TTL it had then, as etcd's does. None for
+    /// reads (rendered as of the response).
+    pub at: Option<UnixNanos>,
 }
 
 impl Event {
@@ -135,6 +140,7 @@ mod tests {
             prev_node: None,
             etcd_index: 1,
             refresh: false,
+            at: None,
         };
         assert!(event.is_created());
         event.prev_node = Some(node);

@@ -5,7 +5,7 @@
 //! with etcd). Integrity (checksums) is the snapshot file's job; this decoder still never
 //! panics and checks every structural invariant it relies on.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! Primitives as in the `codec` module (little-endian, `str` = u32 length + UTF-8,
 //! `opt` = tag byte 0/1 then the value, `bool` = 0/1).
@@ -24,6 +24,7 @@
 //!        8     history_count             u64 (<= 1000)
 //!        ...   history_count events, oldest first, contiguous indexes:
 //!                internal:bool refresh:bool action:u8 etcd_index:u64
+//!                at: u8 0 (none) | u8 1 + i64 (proposer's clock, Unix ns)
 //!                node:node_extern prev_node:opt<node_extern>
 //!              action: 0 get 1 set 2 create 3 update 4 compareAndSwap 5 delete
 //!                      6 compareAndDelete 7 expire
@@ -45,7 +46,7 @@ use super::tree::StoredNode;
 
 const MAGIC: [u8; 4] = *b"RKV2";
 /// The only snapshot version this code writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 /// Why bytes are not a store snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +248,13 @@ impl Store {
             codec::put_bool(&mut out, event.refresh);
             codec::put_u8(&mut out, action_tag(event.action));
             codec::put_u64(&mut out, event.etcd_index);
+            match event.at {
+                None => codec::put_u8(&mut out, 0),
+                Some(at) => {
+                    codec::put_u8(&mut out, 1);
+                    codec::put_i64(&mut out, at);
+                }
+            }
             put_node_extern(&mut out, &event.node);
             match &event.prev_node {
                 None => codec::put_u8(&mut out, 0),
@@ -375,6 +383,18 @@ impl Store {
                         found: tag,
                     })?;
             let etcd_index = reader.u64("event etcd_index")?;
+            let at = match reader.u8("event at")? {
+                0 => None,
+                1 => Some(reader.i64("event at")?),
+                found => {
+                    return Err(WireError::InvalidOptionTag {
+                        field: "event at",
+                        offset: reader.offset() - 1,
+                        found,
+                    }
+                    .into())
+                }
+            };
             let node = read_node_extern(&mut reader)?;
             let prev_node = match reader.u8("event prev_node tag")? {
                 0 => None,
@@ -394,6 +414,7 @@ impl Store {
                 prev_node,
                 etcd_index,
                 refresh,
+                at,
             };
             if let Some(expected) = expected_index {
                 if event.index() != expected {
@@ -544,13 +565,14 @@ mod tests {
         assert_eq!(
             Store::restore(b"RKV2\x09").err(),
             Some(SnapshotDecodeError::UnknownVersion {
-                expected: 1,
+                expected: SNAPSHOT_FORMAT_VERSION,
                 found: 9
             })
         );
         // A node whose parent is a file.
         let mut bytes = Vec::new();
-        bytes.extend_from_slice(b"RKV2\x01");
+        bytes.extend_from_slice(b"RKV2");
+        bytes.push(SNAPSHOT_FORMAT_VERSION);
         codec::put_u64(&mut bytes, 2);
         codec::put_u64(&mut bytes, 2);
         for node_path in ["/f", "/f/x"] {

@@ -45,6 +45,9 @@ pub struct Store {
     pub(crate) internal: BTreeMap<String, String>,
     pub(crate) hub: WatcherHub,
     pub(crate) stats: StoreStats,
+    /// The proposer's clock for the command being applied (see [`Event::at`]); None between
+    /// commands.
+    pub(crate) event_time: Option<UnixNanos>,
 }
 
 /// Where a path lookup ended.
@@ -130,6 +133,15 @@ impl Store {
         self.internal.get(&path::clean(key)).map(String::as_str)
     }
 
+    /// The internal-namespace entries whose key starts with `prefix`, in key order.
+    pub fn internal_entries_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        self.internal
+            .range(prefix.to_string()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
     /// `/v2/stats/store` body: etcd's key order, no newline.
     pub fn stats_json(&self) -> String {
         self.stats.to_json(self.hub.count())
@@ -196,13 +208,34 @@ impl Store {
             self.current_index,
             "an event must carry the index its write produced"
         );
-        self.history.push(HistoryEntry {
-            event: event.clone(),
-            internal,
-        });
+        let mut event = event.clone();
+        event.at = self.event_time;
         if !internal && !event.refresh {
-            self.hub.notify(event, removed_paths, fired);
+            self.hub.notify(&event, removed_paths, fired);
         }
+        self.history.push(HistoryEntry { event, internal });
+    }
+
+    /// [`Store::apply`] for a command proposed at `at` (the proposer's clock, replicated with
+    /// the command): its events carry that time, so their `ttl` is rendered as of it.
+    pub fn apply_at(
+        &mut self,
+        cmd: &Command,
+        at: Option<UnixNanos>,
+        fired: &mut Vec<(WatcherId, Event)>,
+    ) -> Result<Option<Event>, V2Error> {
+        self.event_time = match cmd {
+            Command::Sync { now } => Some(*now),
+            _ => at,
+        };
+        let result = self.apply(cmd, fired);
+        let stamped = self.event_time.take();
+        result.map(|event| {
+            event.map(|mut event| {
+                event.at = stamped;
+                event
+            })
+        })
     }
 
     /// Apply one replicated command. Matching watch notifications are appended to `fired`.
@@ -437,6 +470,7 @@ impl Store {
             prev_node,
             etcd_index: index,
             refresh: false,
+            at: None,
         })
     }
 
@@ -499,6 +533,7 @@ impl Store {
             prev_node: Some(prev_node),
             etcd_index: index,
             refresh,
+            at: None,
         }
     }
 
@@ -563,6 +598,7 @@ impl Store {
             prev_node: Some(prev_node),
             etcd_index: index,
             refresh: false,
+            at: None,
         };
         let removed_paths = self.remove_subtree(path);
         self.current_index = index;
@@ -648,6 +684,7 @@ impl Store {
             prev_node: None,
             etcd_index: index,
             refresh: false,
+            at: None,
         };
         self.record(&event, &[], true, fired);
     }
@@ -747,6 +784,7 @@ impl Store {
             prev_node: None,
             etcd_index: self.current_index,
             refresh: false,
+            at: None,
         })
     }
 
@@ -797,6 +835,11 @@ impl Store {
     }
 
     /// Remove a watcher; no-op if unknown.
+    /// Whether a watcher with this ID is registered.
+    pub fn has_watcher(&self, id: WatcherId) -> bool {
+        self.hub.contains(id)
+    }
+
     pub fn remove_watcher(&mut self, id: WatcherId) {
         self.hub.remove(id);
     }

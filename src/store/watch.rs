@@ -42,6 +42,10 @@ impl WatcherHub {
         self.by_id.len()
     }
 
+    pub fn contains(&self, id: WatcherId) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
     /// Registers a watcher (an id already in use is replaced).
     pub fn add(&mut self, id: WatcherId, watcher: Watcher) {
         self.remove(id);

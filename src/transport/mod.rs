@@ -113,6 +113,8 @@ pub struct TransportStats {
 
 struct Peer {
     queue: Sender<Vec<u8>>,
+    /// Wakes the writer from its reconnect backoff (the peer just connected to us: it is up).
+    wake: Sender<()>,
     stop: Arc<AtomicBool>,
     address: String,
     snapshot_in_flight: Arc<AtomicBool>,
@@ -180,6 +182,7 @@ impl Transport {
                 url: url.to_string(),
             })?;
         let (queue, outgoing) = crossbeam_channel::bounded(self.config.queue_capacity.max(1));
+        let (wake, woken) = crossbeam_channel::bounded(1);
         let stop = Arc::new(AtomicBool::new(false));
         let writer = PeerWriter {
             handshake: Handshake {
@@ -190,6 +193,7 @@ impl Transport {
             },
             address: address.clone(),
             outgoing,
+            woken,
             stop: stop.clone(),
             inbound: self.inbound.clone(),
             stats: self.stats.clone(),
@@ -202,6 +206,7 @@ impl Transport {
             id,
             Peer {
                 queue,
+                wake,
                 stop,
                 address,
                 snapshot_in_flight: Arc::new(AtomicBool::new(false)),
@@ -414,6 +419,9 @@ impl Transport {
             )));
         }
         stream.set_read_timeout(Some(IDLE_READ_TIMEOUT))?;
+        if let Some(peer) = self.peers.lock().get(&handshake.from) {
+            let _ = peer.wake.try_send(());
+        }
         let mut reader = std::io::BufReader::with_capacity(64 * 1024, stream);
         match handshake.kind {
             StreamKind::Messages => loop {
@@ -564,6 +572,7 @@ struct PeerWriter {
     handshake: Handshake,
     address: String,
     outgoing: Receiver<Vec<u8>>,
+    woken: Receiver<()>,
     stop: Arc<AtomicBool>,
     inbound: Sender<Inbound>,
     stats: Arc<TransportStats>,
@@ -613,7 +622,8 @@ impl PeerWriter {
                     }
                     // Drop what queued up while the peer was away: Raft resends what matters.
                     while self.outgoing.try_recv().is_ok() {}
-                    std::thread::sleep(backoff);
+                    // Sleep out the backoff, or less if the peer connects to us meanwhile.
+                    let _ = self.woken.recv_timeout(backoff);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }

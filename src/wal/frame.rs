@@ -115,13 +115,26 @@ pub fn encoded_len_bytes(record: &Record) -> usize {
     frame_len_bytes(record.payload_len())
 }
 
-/// The chained CRC of a record: CRC-32/IEEE over the previous chain value and this record's own
-/// CRC, both little endian. A record moved to another place in any log fails this check.
-pub fn chain_crc(prev_chain: u32, record_crc: u32) -> u32 {
+/// The chained CRC of a record: CRC-32/IEEE over the previous chain value and the record's
+/// content CRC (of frame bytes 0..16 and the payload), both little endian. A record moved to
+/// another place in any log fails this check.
+pub fn chain_crc(prev_chain: u32, content_crc: u32) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&prev_chain.to_le_bytes());
-    hasher.update(&record_crc.to_le_bytes());
+    hasher.update(&content_crc.to_le_bytes());
     hasher.finalize()
+}
+
+/// (content CRC, record CRC) of a frame: the content CRC covers header bytes 0..16 and the
+/// payload; the record CRC continues it over the stored chain value (bytes 20..24), so that a
+/// frame torn anywhere, its chain field included, fails its own check.
+fn frame_crcs(header16: &[u8], payload: &[u8], chain: u32) -> (u32, u32) {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(header16);
+    hasher.update(payload);
+    let content_crc = hasher.clone().finalize();
+    hasher.update(&chain.to_le_bytes());
+    (content_crc, hasher.finalize())
 }
 
 /// Appends `record`'s frame to `out` and returns its chained CRC (the `prev_chain` of the next
@@ -139,11 +152,17 @@ pub fn encode_frame(record: &Record, batch_seq: u64, prev_chain: u32, out: &mut 
     out.extend_from_slice(&batch_seq.to_le_bytes());
     out.extend_from_slice(&[0u8; 8]); // CRCs, filled below
     record.write_payload(out);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&out[start..start + 16]);
-    hasher.update(&out[start + FRAME_HEADER_BYTES..]);
-    let record_crc = hasher.finalize();
-    let chain = chain_crc(prev_chain, record_crc);
+    let (content_crc, _) = frame_crcs(
+        &out[start..start + 16],
+        &out[start + FRAME_HEADER_BYTES..],
+        0,
+    );
+    let chain = chain_crc(prev_chain, content_crc);
+    let (_, record_crc) = frame_crcs(
+        &out[start..start + 16],
+        &out[start + FRAME_HEADER_BYTES..],
+        chain,
+    );
     out[start + 16..start + 20].copy_from_slice(&record_crc.to_le_bytes());
     out[start + 20..start + 24].copy_from_slice(&chain.to_le_bytes());
     out.resize(start + frame_len_bytes(payload_len), 0);
@@ -316,10 +335,7 @@ pub fn decode_frame(bytes: &[u8], prev_chain: Option<u32>) -> Result<DecodedFram
     let payload = &bytes[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_len];
     let stored_record_crc = u32_at(header, 16);
     let stored_chain = u32_at(header, 20);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&header[..16]);
-    hasher.update(payload);
-    let computed = hasher.finalize();
+    let (content_crc, computed) = frame_crcs(&header[..16], payload, stored_chain);
     if computed != stored_record_crc {
         return Err(FrameError::RecordCrcMismatch {
             expected: stored_record_crc,
@@ -327,7 +343,7 @@ pub fn decode_frame(bytes: &[u8], prev_chain: Option<u32>) -> Result<DecodedFram
         });
     }
     if let Some(prev) = prev_chain {
-        let expected = chain_crc(prev, stored_record_crc);
+        let expected = chain_crc(prev, content_crc);
         if expected != stored_chain {
             return Err(FrameError::ChainCrcMismatch {
                 expected,

@@ -67,9 +67,11 @@
 //!                (0 never written: an all-zero header is unwritten space)
 //!  5       3    reserved, zero
 //!  8       8    batch sequence number (the group-commit batch the record belongs to)
-//! 16       4    record CRC: CRC-32/IEEE of frame bytes 0..16 and the payload
-//! 20       4    chained CRC: CRC-32/IEEE of (previous chained CRC, record CRC) as 8 LE bytes;
-//!                the previous value of the first frame is the segment's header CRC
+//! 16       4    record CRC: CRC-32/IEEE of frame bytes 0..16, the payload, then bytes 20..24
+//!                (so a tear anywhere in the frame, chain field included, fails this check)
+//! 20       4    chained CRC: CRC-32/IEEE of (previous chained CRC, content CRC) as 8 LE bytes,
+//!                content CRC = CRC-32/IEEE of frame bytes 0..16 and the payload; the previous
+//!                value of the first frame is the segment's header CRC
 //! 24       n    payload:
 //!                Entry          index u64, term u64, kind u8, data (n - 17 bytes, opaque)
 //!                HardState      term u64, vote u64, commit u64
@@ -91,9 +93,15 @@
 //! the chain from the segment start is unbroken. When a segment is full, the batch so far is
 //! committed and synced in the old segment, the next segment is created (see above) and starts
 //! with copies of the hard state and snapshot marker, so `release_before` may delete any prefix
-//! of segments. 128 bytes stay free at the end of every segment so Commit and CleanShutdown
-//! always fit. A failed msync/fsync/rename poisons the handle: every later call returns
-//! `WalError::Poisoned` (fsync errors are never retried as if they had succeeded).
+//! of segments. 160 bytes stay free at the end of every segment so that a Commit, one snapshot
+//! marker and a clean shutdown always fit: a full WAL can still record the snapshot that lets it
+//! release space. Releasing deletes segments oldest first, fsyncing the directory after each, so a
+//! crash never leaves a hole. Any failed write step (msync, fsync, rename, create) poisons the
+//! handle: every later call returns `WalError::Poisoned` with the first error (an fsync error is
+//! never retried as if it had succeeded). Only `NoSpace` (nothing written, nothing changed) and
+//! refused input leave the handle usable. At open, the last segment is msync'd and the directory
+//! fsync'd before the recovered log is returned, since a process killed inside a sync may have
+//! left committed-looking frames in the page cache only.
 //!
 //! # Recovery
 //! Segments are replayed in id order, each checked against the previous one (log id, id + 1,
@@ -102,7 +110,8 @@
 //! anything other than committed frames followed by zeros is damage. In the last segment, bytes
 //! after the last Commit (uncommitted records, a bad frame, non-zero garbage) are a torn tail
 //! (a crash during the last batch): they are cut and zeroed durably, UNLESS a frame further on
-//! passes its own CRC and belongs to another batch. A later batch is only written after the
+//! passes its own CRC and belongs to another batch, or the frame where replay stopped passes its
+//! own CRC but not the chain (a crash tears frames; it does not move whole frames). A later batch is only written after the
 //! earlier one was synced, so that is proof the bad bytes were durable once: an error naming
 //! file and offset, never a silent truncation. A segment whose length differs from its header
 //! was truncated: damage. If the clean-shutdown marker exists, the log must end exactly where it

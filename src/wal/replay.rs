@@ -263,8 +263,18 @@ pub fn replay_segment(
         if !is_last {
             return Err(WalError::corrupt(
                 file,
-                first_bad as u64,
+                offset as u64,
                 "committed records then zeros (this segment was synced before the next was created)",
+                why,
+            ));
+        }
+        if let FrameError::ChainCrcMismatch { .. } = stop {
+            // A crash tears frames (their own CRC fails); it never produces a whole frame that
+            // belongs elsewhere. A self-consistent frame in the wrong place is damage.
+            return Err(WalError::corrupt(
+                file,
+                offset as u64,
+                "the next record of this log or a torn tail",
                 why,
             ));
         }
@@ -275,7 +285,7 @@ pub fn replay_segment(
         ) {
             return Err(WalError::corrupt(
                 file,
-                first_bad as u64,
+                offset as u64,
                 format!("a torn tail holding only batch {} (what a crash leaves)", committed_batch.wrapping_add(1)),
                 format!("{why}; and a valid record of batch {later_batch} at offset {later}, so the bad bytes had been synced"),
             ));
@@ -395,6 +405,26 @@ mod tests {
         let (state, end) = replay(&bytes, true).unwrap();
         assert_eq!(state.entries.len(), 2);
         assert!(end.torn_at.is_some());
+    }
+
+    #[test]
+    fn whole_frame_from_elsewhere_at_the_tail_is_damage_not_torn() {
+        // The last batch's entry replaced by a frame with a valid own CRC but another chain.
+        let clean = image(&[vec![entry(1)], vec![entry(2)]], true);
+        let (_, end) = replay(&clean, true).unwrap();
+        let mut foreign = Vec::new();
+        let chain_elsewhere = 0xDEAD_BEEF;
+        encode_frame(&entry(2), 2, chain_elsewhere, &mut foreign);
+        let mut bytes = clean.clone();
+        let at = end.committed_end - 24 - foreign.len();
+        bytes[at..at + foreign.len()].copy_from_slice(&foreign);
+        match replay(&bytes, true) {
+            Err(WalError::Corrupt { offset, found, .. }) => {
+                assert_eq!(offset, at as u64);
+                assert!(found.contains("chained CRC"), "{found}");
+            }
+            other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+        }
     }
 
     #[test]

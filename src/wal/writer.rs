@@ -5,6 +5,7 @@
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memmap2::MmapMut;
@@ -41,6 +42,9 @@ pub struct WalOptions {
     pub max_total_bytes: Option<u64>,
     #[doc(hidden)]
     pub after_durable: Option<DurableHook>,
+    /// Test fault injection: while set, every msync of a batch fails with EIO (without flushing).
+    #[doc(hidden)]
+    pub fail_syncs: Option<Arc<AtomicBool>>,
 }
 
 impl Default for WalOptions {
@@ -49,6 +53,7 @@ impl Default for WalOptions {
             segment_size_bytes: 64 << 20,
             max_total_bytes: None,
             after_durable: None,
+            fail_syncs: None,
         }
     }
 }
@@ -59,6 +64,7 @@ impl fmt::Debug for WalOptions {
             .field("segment_size_bytes", &self.segment_size_bytes)
             .field("max_total_bytes", &self.max_total_bytes)
             .field("after_durable", &self.after_durable.is_some())
+            .field("fail_syncs", &self.fail_syncs.is_some())
             .finish()
     }
 }
@@ -617,6 +623,15 @@ impl Wal {
         let from = self.active.synced_offset;
         let len = self.active.write_offset - from;
         let path = &self.segments.last().expect("active segment").path;
+        let injected = self
+            .opts
+            .fail_syncs
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst));
+        if injected {
+            let err = std::io::Error::from_raw_os_error(libc::EIO);
+            return Err(WalError::io(path, "msync", &err));
+        }
         self.active
             .map
             .flush_range(from, len)

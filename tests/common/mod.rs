@@ -58,12 +58,24 @@ pub struct ServerProcess {
     child: Option<Child>,
     /// Where the child's stdout+stderr go, for diagnostics when startup fails.
     log_path: PathBuf,
+    /// The command-line arguments, kept for restarts.
+    args: Vec<String>,
 }
 
 impl ServerProcess {
     /// Starts a single-member server of `kind` named `name` and waits (at most 15 s) until
     /// `GET /version` on its client port answers 200.
     pub fn start(kind: ServerKind, name: &str) -> Result<ServerProcess, String> {
+        ServerProcess::start_with_args(kind, name, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with extra command-line arguments appended (e.g.
+    /// `--cors`).
+    pub fn start_with_args(
+        kind: ServerKind,
+        name: &str,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, String> {
         let client_port = free_port();
         let mut peer_port = free_port();
         while peer_port == client_port {
@@ -83,51 +95,71 @@ impl ServerProcess {
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("create {data_dir:?}: {e}"))?;
         let log_path = data_dir.with_extension("log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("create log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| format!("clone log: {e}"))?;
+        let _ = std::fs::remove_file(&log_path);
         let member_data_dir = data_dir.join("member-data");
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let program = match kind {
-            ServerKind::Etcd => ETCD_PATH.to_string(),
-            ServerKind::Raftkv => env!("CARGO_BIN_EXE_raftkv").to_string(),
-        };
-        let mut command = Command::new(program);
+        let mut args: Vec<String> = Vec::new();
         if kind == ServerKind::Etcd {
-            command.arg("--enable-v2");
+            args.push("--enable-v2".into());
         }
-        command
-            .arg("--name")
-            .arg(name)
-            .arg("--data-dir")
-            .arg(&member_data_dir)
-            .arg("--listen-client-urls")
-            .arg(&client_url)
-            .arg("--advertise-client-urls")
-            .arg(&client_url)
-            .arg("--listen-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-cluster")
-            .arg(format!("{name}={peer_url}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err));
-        let child = command
-            .spawn()
-            .map_err(|e| format!("spawn {kind:?}: {e}"))?;
+        for (flag, value) in [
+            ("--name", name.to_string()),
+            ("--data-dir", member_data_dir.to_string_lossy().to_string()),
+            ("--listen-client-urls", client_url.clone()),
+            ("--advertise-client-urls", client_url.clone()),
+            ("--listen-peer-urls", peer_url.clone()),
+            ("--initial-advertise-peer-urls", peer_url.clone()),
+            ("--initial-cluster", format!("{name}={peer_url}")),
+        ] {
+            args.push(flag.into());
+            args.push(value);
+        }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
         let mut server = ServerProcess {
             kind,
             name: name.to_string(),
             client_port,
             peer_port,
             data_dir,
-            child: Some(child),
+            child: None,
             log_path,
+            args,
         };
-        server.wait_ready(Duration::from_secs(15))?;
+        server.spawn()?;
         Ok(server)
+    }
+
+    /// Kills the process (like a crash: SIGKILL) and starts it again on the same ports and
+    /// data directory, waiting until it serves again.
+    pub fn restart(&mut self) -> Result<(), String> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let program = match self.kind {
+            ServerKind::Etcd => ETCD_PATH.to_string(),
+            ServerKind::Raftkv => env!("CARGO_BIN_EXE_raftkv").to_string(),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| format!("open log {:?}: {e}", self.log_path))?;
+        let log_err = log.try_clone().map_err(|e| format!("clone log: {e}"))?;
+        let child = Command::new(program)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .spawn()
+            .map_err(|e| format!("spawn {:?}: {e}", self.kind))?;
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(15))
     }
 
     /// `http://127.0.0.1:<client port>`.

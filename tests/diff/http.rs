@@ -75,10 +75,16 @@ pub fn send(port: u16, request: &[u8], is_head: bool) -> PendingResponse {
 
 impl PendingResponse {
     /// Reads until the status line and headers are in, or `deadline` passes.
+    /// Interim `1xx` responses (e.g. `100 Continue`) are skipped.
     pub fn read_headers(&mut self, deadline: Instant) {
         while !self.headers_done {
             if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
                 self.parse_head(end);
+                if (100..200).contains(&self.response.status) && self.response.status != 101 {
+                    self.response = RawResponse::default();
+                    self.headers_done = false;
+                    continue;
+                }
                 return;
             }
             if !self.fill(deadline) {
@@ -87,8 +93,19 @@ impl PendingResponse {
         }
     }
 
-    /// Reads the whole response, or as much as arrives before `deadline`.
+    /// Reads the whole response, or as much as arrives before `deadline`, and closes.
     pub fn finish(mut self, deadline: Instant) -> RawResponse {
+        let response = self.finish_one(deadline);
+        if let Some(stream) = self.stream.take() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        response
+    }
+
+    /// Reads one response and keeps the connection and any bytes after that response, so
+    /// the next pipelined response can be read with the next call. `is_head` is the method
+    /// of the request whose response comes next.
+    pub fn finish_one(&mut self, deadline: Instant) -> RawResponse {
         self.read_headers(deadline);
         if self.headers_done {
             self.read_body(deadline);
@@ -98,10 +115,13 @@ impl PendingResponse {
                 None => "no response head before deadline or close".to_string(),
             });
         }
-        if let Some(stream) = self.stream.take() {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
-        self.response
+        self.headers_done = false;
+        std::mem::take(&mut self.response)
+    }
+
+    /// Sets whether the next response read answers a HEAD request.
+    pub fn expect_head(&mut self, is_head: bool) {
+        self.is_head = is_head;
     }
 
     /// Reads more bytes into the buffer. False on EOF, error or deadline.
@@ -184,7 +204,7 @@ impl PendingResponse {
                 }
             }
             let take = length.min(self.buffer.len());
-            self.response.body = self.buffer[..take].to_vec();
+            self.response.body = self.buffer.drain(..take).collect();
             self.response.complete = take == length;
         } else {
             while self.fill(deadline) {}

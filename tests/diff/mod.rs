@@ -5,6 +5,15 @@
 //! Both servers run the whole scenario list, each in its own thread, so sleeps overlap. Each
 //! scenario writes only under its own prefix `/s<N>` and that prefix is deleted recursively
 //! afterwards (not recorded), so scenarios do not see each other's keys or pending TTLs.
+//!
+//! Adding a scenario: append a `=== name` block to a file in `tests/diff/scenarios/` (format
+//! in `scenario.rs`), then run `cargo test --test diff_selfcheck` — two etcds must agree on it,
+//! which proves it is deterministic under the normalisation — and `cargo test --test
+//! diff_etcd` for raftkv. A failure prints, per differing step, a one-line summary of what
+//! differs, the request, and both normalised responses with the raw bodies.
+//!
+//! Environment: `RAFTKV_DIFF_OUT=<file>` also writes that report to a file;
+//! `RAFTKV_DIFF_DUMP=<file>` writes every exchange of the first server (to review scenarios).
 
 pub mod http;
 pub mod json;
@@ -32,9 +41,11 @@ pub struct ScenarioRun {
     pub records: Vec<Record>,
 }
 
-/// Loads the scenario files shipped with the tests.
-pub fn load_scenarios() -> Vec<Scenario> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/diff/scenarios");
+/// Loads the scenario files of `tests/diff/<subdir>`.
+pub fn load_scenarios_from(subdir: &str) -> Vec<Scenario> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/diff")
+        .join(subdir);
     scenario::load_dir(&dir).unwrap_or_else(|e| panic!("loading scenarios from {dir:?}: {e}"))
 }
 
@@ -109,11 +120,56 @@ fn record(
     }
 }
 
-/// Runs every scenario against the server on `client_port`.
-pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<ScenarioRun> {
+/// Time after which the remaining scenarios are not run on a server.
+const SUITE_BUDGET: Duration = Duration::from_secs(150);
+
+/// True when the last three recorded exchanges all got no response at all.
+fn unresponsive(runs: &[ScenarioRun]) -> bool {
+    let recent: Vec<&Record> = runs
+        .iter()
+        .rev()
+        .flat_map(|run| run.records.iter().rev())
+        .take(3)
+        .collect();
+    recent.len() == 3
+        && recent
+            .iter()
+            .all(|record| record.norm.status == 0 && record.norm.transport_error)
+}
+
+fn not_run_record() -> Record {
+    Record {
+        request: "(scenario not run: suite budget spent or server unresponsive)".into(),
+        norm: Norm {
+            status: 0,
+            headers: vec![(
+                "(not run)".into(),
+                "server unresponsive or out of time".into(),
+            )],
+            body: Vec::new(),
+            complete: false,
+            transport_error: true,
+        },
+        raw_body: String::new(),
+    }
+}
+
+/// Runs every scenario against `server`.
+pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<ScenarioRun> {
+    let (client_port, peer_port) = (server.client_port, server.peer_port);
     let mut runs = Vec::new();
+    let started = Instant::now();
     for (index, scenario) in scenarios.iter().enumerate() {
         let number = index + 1;
+        // A hung or dead server must not turn the suite into hours of timeouts: once the
+        // budget is spent or the server stopped answering, the remaining scenarios are
+        // recorded as not run (and so differ).
+        if started.elapsed() > SUITE_BUDGET || unresponsive(&runs) {
+            runs.push(ScenarioRun {
+                records: vec![not_run_record()],
+            });
+            continue;
+        }
         let subst = Substitution {
             scenario_number: number,
             base_index: probe_index(client_port, number),
@@ -129,7 +185,7 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
                         client_port,
                         &request,
                         template.method == "HEAD",
-                        Duration::from_secs(10),
+                        Duration::from_secs(5),
                     );
                     records.push(record(&raw, &request, &subst, peer_port, template.compare));
                 }
@@ -174,6 +230,34 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
                         raw_body: String::new(),
                     });
                 }
+                Step::Pipeline {
+                    requests: templates,
+                    ..
+                } => {
+                    let rendered: Vec<Vec<u8>> = templates
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| t.render_with(&subst, i + 1 == templates.len()))
+                        .collect();
+                    let mut pending = http::send(client_port, &rendered.concat(), false);
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    for (template, request) in templates.iter().zip(&rendered) {
+                        pending.expect_head(template.method == "HEAD");
+                        let raw = pending.finish_one(deadline);
+                        records.push(record(&raw, request, &subst, peer_port, template.compare));
+                    }
+                    let _ = pending.finish(Instant::now());
+                }
+                Step::Restart => {
+                    watches.clear();
+                    server.restart().unwrap_or_else(|e| {
+                        panic!(
+                            "scenario {}: restarting {:?}: {e}",
+                            scenario.name, server.kind
+                        )
+                    });
+                    wait_index_settled(client_port);
+                }
                 Step::Sleep(millis) => std::thread::sleep(Duration::from_millis(*millis)),
                 Step::Repeat {
                     count,
@@ -186,7 +270,7 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
                             client_port,
                             &request,
                             template.method == "HEAD",
-                            Duration::from_secs(10),
+                            Duration::from_secs(5),
                         ));
                     }
                     if let Some(raw) = last {
@@ -219,17 +303,28 @@ pub fn run_all(scenarios: &[Scenario], client_port: u16, peer_port: u16) -> Vec<
 /// Starts a server of each kind, runs all scenarios on both (in parallel) and panics listing
 /// every scenario whose normalised responses differ.
 pub fn run_and_compare(first: ServerKind, second: ServerKind) {
-    let scenarios = load_scenarios();
+    run_and_compare_with(first, second, "scenarios", &[]);
+}
+
+/// [`run_and_compare`] for the scenarios of `tests/diff/<subdir>`, both servers started with
+/// `extra_args` appended to their command lines.
+pub fn run_and_compare_with(
+    first: ServerKind,
+    second: ServerKind,
+    subdir: &str,
+    extra_args: &[&str],
+) {
+    let scenarios = load_scenarios_from(subdir);
     let started = Instant::now();
-    let server_a =
-        ServerProcess::start(first, "n1").unwrap_or_else(|e| panic!("starting {first:?}: {e}"));
-    let server_b =
-        ServerProcess::start(second, "n1").unwrap_or_else(|e| panic!("starting {second:?}: {e}"));
+    let mut server_a = ServerProcess::start_with_args(first, "n1", extra_args)
+        .unwrap_or_else(|e| panic!("starting {first:?}: {e}"));
+    let mut server_b = ServerProcess::start_with_args(second, "n1", extra_args)
+        .unwrap_or_else(|e| panic!("starting {second:?}: {e}"));
     wait_index_settled(server_a.client_port);
     wait_index_settled(server_b.client_port);
     let (runs_a, runs_b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| run_all(&scenarios, server_a.client_port, server_a.peer_port));
-        let b = scope.spawn(|| run_all(&scenarios, server_b.client_port, server_b.peer_port));
+        let a = scope.spawn(|| run_all(&scenarios, &mut server_a));
+        let b = scope.spawn(|| run_all(&scenarios, &mut server_b));
         (
             a.join().expect("runner A panicked"),
             b.join().expect("runner B panicked"),

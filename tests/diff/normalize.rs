@@ -9,8 +9,8 @@
 //!   with trailing zeros trimmed (`<BAD expiration ...>` otherwise);
 //! - `ttl` is compared with a tolerance of one second (see [`same`]);
 //! - X-Raft-Index/Term and X-Etcd-Cluster-Id are checked for shape only;
-//! - member/cluster IDs, start times, uptimes, stats counters and /version's server string are
-//!   replaced by shape tokens; the servers' own ports become `CLIENT_PORT` / `PEER_PORT`;
+//! - member/cluster IDs, start times, uptimes, stats counters (except the current number of
+//!   watchers) and /version's server string are replaced by shape tokens; the servers' own ports become `CLIENT_PORT` / `PEER_PORT`;
 //! - `nodes` arrays are sorted by key unless the request asked for `sorted=true` (etcd's
 //!   unsorted order is random).
 
@@ -151,6 +151,16 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
             "Content-Length" => "<present>".to_string(),
             _ => ctx.replace_ports(value),
         };
+        let copies = raw
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count();
+        let value = if copies > 1 {
+            format!("{value} (sent {copies} times)")
+        } else {
+            value
+        };
         norm.headers.push((wire_name.to_string(), value));
     }
     if ctx.is_head {
@@ -247,7 +257,23 @@ fn normalize_json(value: Json, ctx: &Context) -> Json {
     } else if path == "/v2/stats/self" || path == "/v2/stats/leader" {
         stats_self_json(value, ctx)
     } else if path == "/v2/stats/store" {
-        shape(value)
+        // Counters depend on each server's history (etcd counts internal reads too); the
+        // number of registered watchers is exact and shows whether closed watches are freed.
+        match value {
+            Json::Obj(fields) => Json::Obj(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| {
+                        if k == "watchers" {
+                            (k, v)
+                        } else {
+                            (k, shape(v))
+                        }
+                    })
+                    .collect(),
+            ),
+            other => shape(other),
+        }
     } else if path.starts_with("/v2/members") {
         members_json(value, ctx)
     } else if path == "/version" {

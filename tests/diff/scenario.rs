@@ -8,7 +8,8 @@
 //! METHOD TARGET                 a request without a body (METHOD is any token: GET, PATCH, ...)
 //! METHOD TARGET BODY            a request with a form body (everything after the 2nd space),
 //!                               sent with Content-Type: application/x-www-form-urlencoded
-//!   header NAME: VALUE          (indented) adds a header to the request above
+//!   header NAME: VALUE          (indented) adds a header to the request above (a Host header
+//!                               replaces the default `Host: 127.0.0.1:<port>`)
 //!   ctype VALUE                 replaces the form content type ("-" = no Content-Type at all)
 //!   bigbody N                   body = "value=" followed by 'a's, N bytes in total (form type)
 //!   status-only                 compare only the status code of this response
@@ -19,6 +20,11 @@
 //! AWAIT LABEL [MS]              reads the rest for at most MS ms (default 1000) and records it
 //! SLEEP MS                      pauses
 //! REPEAT N METHOD TARGET [BODY] sends the request N times; only the last response is recorded
+//! PIPELINE N                    the next N requests are written at once on one keep-alive
+//!                               connection (only the last says `Connection: close`) and their
+//!                               N responses are read from it in order
+//! RESTART                       kills the server (SIGKILL) and starts it again on the same data
+//!                               directory, then waits until its index settles
 //! ABSINDEX                      records the server's X-Etcd-Index as an absolute number (used
 //!                               once, first, to check a fresh server's starting index)
 //! ```
@@ -78,6 +84,12 @@ pub enum Step {
         request: RequestTemplate,
     },
     AbsoluteIndex,
+    Restart,
+    /// Requests sent back to back on one connection; `expected` is how many the file promised.
+    Pipeline {
+        requests: Vec<RequestTemplate>,
+        expected: usize,
+    },
 }
 
 /// A named request sequence.
@@ -147,6 +159,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, String> {
         let step = match word {
             "RAW" => Step::Raw(rest.to_string()),
             "ABSINDEX" => Step::AbsoluteIndex,
+            "RESTART" => Step::Restart,
             "SLEEP" => Step::Sleep(rest.parse().map_err(|_| format!("{where_}: bad SLEEP"))?),
             "WATCH" => {
                 let (label, target) = split_word(rest);
@@ -181,6 +194,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, String> {
                     request: request_template(method, target, body),
                 }
             }
+            "PIPELINE" => Step::Pipeline {
+                requests: Vec::new(),
+                expected: rest
+                    .parse()
+                    .map_err(|_| format!("{where_}: bad PIPELINE count"))?,
+            },
             method => {
                 if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return Err(format!("{where_}: bad method {method:?}"));
@@ -189,12 +208,31 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, String> {
                 if target.is_empty() {
                     return Err(format!("{where_}: request without target"));
                 }
-                Step::Request(request_template(method, target, body))
+                let request = request_template(method, target, body);
+                if let Some(Step::Pipeline { requests, expected }) = scenario.steps.last_mut() {
+                    if requests.len() < *expected {
+                        requests.push(request);
+                        continue;
+                    }
+                }
+                Step::Request(request)
             }
         };
         scenario.steps.push(step);
     }
     for scenario in &scenarios {
+        for step in &scenario.steps {
+            if let Step::Pipeline { requests, expected } = step {
+                if requests.len() != *expected {
+                    return Err(format!(
+                        "{}: PIPELINE {expected} in {:?} is followed by {} requests",
+                        scenario.origin,
+                        scenario.name,
+                        requests.len()
+                    ));
+                }
+            }
+        }
         if scenario.steps.is_empty() {
             return Err(format!(
                 "{}: scenario {:?} has no steps",
@@ -236,6 +274,7 @@ fn last_request(steps: &mut [Step]) -> Option<&mut RequestTemplate> {
         Step::Request(r) | Step::Watch { request: r, .. } | Step::Repeat { request: r, .. } => {
             Some(r)
         }
+        Step::Pipeline { requests, .. } => requests.last_mut(),
         _ => None,
     }
 }
@@ -351,12 +390,23 @@ pub fn unescape(text: &str) -> Vec<u8> {
 impl RequestTemplate {
     /// The exact bytes of this request for `subst`, with `Connection: close`.
     pub fn render(&self, subst: &Substitution) -> Vec<u8> {
+        self.render_with(subst, true)
+    }
+
+    /// The exact bytes of this request; `close` adds `Connection: close`.
+    pub fn render_with(&self, subst: &Substitution, close: bool) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(&subst.apply(&self.target));
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        out.extend_from_slice(format!("Host: 127.0.0.1:{}\r\n", subst.client_port).as_bytes());
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("Host"))
+        {
+            out.extend_from_slice(format!("Host: 127.0.0.1:{}\r\n", subst.client_port).as_bytes());
+        }
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -377,7 +427,10 @@ impl RequestTemplate {
             }
             out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
         }
-        out.extend_from_slice(b"Connection: close\r\n\r\n");
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
         if let Some(body) = &body {
             out.extend_from_slice(body);
         }
