@@ -350,13 +350,6 @@ impl RaftLoop {
                 self.raw.report_unreachable(peer)
             }
             Inbound::SnapshotSent { peer, ok } => self.raw.report_snapshot(peer, ok),
-            Inbound::Reachable { .. } => {
-                // A member that has been campaigning without a quorum tries again at once when a
-                // peer comes back, so a quorum that forms elects without waiting a timeout.
-                if self.raw.raft.role == Role::PreCandidate {
-                    self.raw.campaign();
-                }
-            }
         }
     }
 

@@ -72,10 +72,6 @@ pub enum Inbound {
     Unreachable {
         peer: u64,
     },
-    /// This peer, reported unreachable before, accepted a connection again.
-    Reachable {
-        peer: u64,
-    },
     /// A snapshot send finished (`ok`) or failed.
     SnapshotSent {
         peer: u64,
@@ -582,25 +578,17 @@ impl PeerWriter {
     fn run(self) {
         let mut backoff = BACKOFF_MIN;
         let mut reported = false;
-        let mut was_unreachable = false;
         let mut last_error = String::new();
         while !self.stop.load(Ordering::Acquire) {
             match dial(&self.address, self.handshake) {
                 Ok(stream) => {
                     backoff = BACKOFF_MIN;
                     reported = false;
-                    if was_unreachable {
-                        was_unreachable = false;
-                        let _ = self.inbound.try_send(Inbound::Reachable {
-                            peer: self.handshake.to,
-                        });
-                    }
                     if let Err(error) = self.pump(stream) {
                         if !self.stop.load(Ordering::Acquire) {
                             let _ = self.inbound.try_send(Inbound::Unreachable {
                                 peer: self.handshake.to,
                             });
-                            was_unreachable = true;
                             last_error = error;
                         }
                     }
@@ -611,7 +599,6 @@ impl PeerWriter {
                             peer: self.handshake.to,
                         });
                         reported = true;
-                        was_unreachable = true;
                     }
                     if error != last_error {
                         eprintln!(
