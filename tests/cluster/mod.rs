@@ -535,8 +535,7 @@ impl Cluster {
     /// its process.
     pub fn remove_member(&mut self, index: usize, via: usize) -> Result<(), String> {
         self.request_removal(index, via)?;
-        self.finish_removal(index);
-        Ok(())
+        self.finish_removal(index)
     }
 
     /// `DELETE /v2/members/<id>` of member `index` through member `via`; the process is left
@@ -556,27 +555,33 @@ impl Cluster {
         Ok(())
     }
 
-    /// After [`Cluster::request_removal`]: notes whether the removed member stops by itself
-    /// (etcd's does) within 2 s, then kills it.
-    pub fn finish_removal(&mut self, index: usize) {
+    /// After [`Cluster::request_removal`]: waits (at most 5 s) for the removed member to stop
+    /// by itself, as etcd's does, then makes sure it is gone; errs when it had to be killed.
+    pub fn finish_removal(&mut self, index: usize) -> Result<(), String> {
         assert!(
             self.members[index].removed,
             "member {index} was not removed"
         );
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let started = Instant::now();
         let mut exited = None;
-        while exited.is_none() && Instant::now() < deadline && self.members[index].is_running() {
+        while exited.is_none() && started.elapsed() < Duration::from_secs(5) {
             exited = self.members[index].exited();
             std::thread::sleep(Duration::from_millis(50));
         }
-        println!(
-            "removed member {index}: {}",
-            match exited {
-                Some(status) => format!("exited by itself ({status})"),
-                None => "still running 2 s after its removal (killed now)".to_string(),
-            }
-        );
         self.members[index].kill9();
+        match exited {
+            Some(status) => {
+                println!(
+                    "removed member {index} stopped by itself after {} ms ({status})",
+                    started.elapsed().as_millis()
+                );
+                Ok(())
+            }
+            None => Err(format!(
+                "removed member {index} still runs 5 s after its removal\n{}",
+                self.members[index].log_tail()
+            )),
+        }
     }
 
     /// Waits until every live member reports the same `X-Etcd-Index` and the same recursive
