@@ -2,7 +2,9 @@
 //!
 //! One cycle: find the leader, inject a fault, measure (when the fault took the leader away
 //! from the majority) the time until a write through the majority's members is acknowledged,
-//! hold the fault a little longer, heal, and wait until a leader is agreed again. After the
+//! check that the majority then follows a new leader (the fault really took the old one away),
+//! hold the fault a little longer, heal (restarted members must serve within 5 s), and wait
+//! until a leader is agreed again. After the
 //! last cycle the workload stops, the cluster must converge (same `X-Etcd-Index`, same
 //! recursive listing on every member), every acknowledged `/acked` key must be on every member
 //! and the history must be linearizable.

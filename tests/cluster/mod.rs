@@ -1,13 +1,16 @@
 //! A harness for fault tests on real `raftkv` processes: a cluster of members on 127.0.0.1,
 //! each started with etcd's flags, whose peer links all pass through a test-controlled TCP
-//! proxy ([`proxy`]), plus concurrent clients that record histories ([`history`]).
+//! proxy ([`proxy`]), plus concurrent clients that record histories ([`history`]) and fault
+//! cycles with their checks ([`faults`]).
 //!
 //! Wiring: member `i` listens for peers on its real port and advertises (in everyone's
 //! `--initial-cluster`) the port of its proxy, which forwards to the real port. Member IDs are
 //! derived from the advertised URLs, so every member agrees on them. The proxy reads the peer
 //! handshake of each connection and so knows which directed link (`from` → `to`) it carries.
 //!
-//! Every process is killed by its PID when its [`Member`] is dropped (a paused process is
+//! Members added at run time (`POST /v2/members`, then `--initial-cluster-state existing`) and
+//! removed ones (`DELETE /v2/members/<id>`, after which the process must stop by itself) keep
+//! their slot. Every process is killed by its PID when its [`Member`] is dropped (a paused process is
 //! killed too: SIGKILL works on a stopped process); every wait is bounded.
 
 #![allow(dead_code)]
