@@ -101,7 +101,14 @@ pub fn run_cycles(
     let workload = Workload::start(ports, config, seed);
     let mut report = FaultReport::default();
     std::thread::sleep(Duration::from_millis(500));
-    for (cycle, fault) in faults.iter().enumerate() {
+    // CI runs each list once; RAFTKV_FAULT_ROUNDS=<n> repeats it for a local soak.
+    let rounds: usize = std::env::var("RAFTKV_FAULT_ROUNDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let repeated: Vec<Fault> = (0..rounds).flat_map(|_| faults.iter().copied()).collect();
+    for (cycle, fault) in repeated.iter().enumerate() {
         let leader = cluster
             .wait_leader(Duration::from_secs(20))
             .unwrap_or_else(|e| panic!("cycle {cycle} ({fault:?}), seed {seed}: {e}"));
