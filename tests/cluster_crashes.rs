@@ -35,7 +35,7 @@ fn three_members_survive_leader_kills_pauses_and_restarts() {
 fn five_members_survive_leader_kills_pauses_and_restarts() {
     let _serial = SERIAL.lock();
     let seed = test_seed("five_members_survive_leader_kills_pauses_and_restarts");
-    let mut cluster = Cluster::start(5).unwrap();
+    let mut cluster = Cluster::start_with(5, &["--snapshot-count", "150"]).unwrap();
     let faults = [
         Fault::KillLeader,
         Fault::PauseLeader,

@@ -93,7 +93,9 @@ fn members_are_added_and_removed_under_load_including_the_leader() {
         took.as_millis()
     );
     report.leader_loss_to_write.push(took);
-    cluster.finish_removal(leader);
+    cluster
+        .finish_removal(leader)
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let port = cluster.members[leader].client_port;
     workload.ports.write().retain(|&p| p != port);
     cluster

@@ -27,7 +27,7 @@ static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 fn three_members_survive_isolation_splits_and_one_way_loss() {
     let _serial = SERIAL.lock();
     let seed = test_seed("three_members_survive_isolation_splits_and_one_way_loss");
-    let mut cluster = Cluster::start(3).unwrap();
+    let mut cluster = Cluster::start_with(3, &["--snapshot-count", "100"]).unwrap();
     let faults = [
         Fault::IsolateLeader(CutMode::Reset),
         Fault::Split {

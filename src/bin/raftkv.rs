@@ -68,9 +68,16 @@ fn main() -> ExitCode {
         node.config.name,
         raftkv::node::ids::format_id(node.cluster_id)
     );
-    // SIGTERM / SIGINT: stop cleanly so the WAL records a clean shutdown.
-    while !stop_requested() {
+    // SIGTERM / SIGINT: stop cleanly so the WAL records a clean shutdown. A member removed
+    // from the cluster stops too, as etcd's does (after a moment, so the reply to the removal
+    // it may have served goes out).
+    let removed = || node.removed_members.read().contains(&node.member_id);
+    while !stop_requested() && !removed() {
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if removed() {
+        eprintln!("raftkv: this member was removed from the cluster; stopping");
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
     eprintln!("raftkv: stopping");
     node.shutdown();

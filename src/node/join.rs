@@ -145,3 +145,37 @@ fn ask_peer(peer: &str, own_peer_urls: &[String]) -> Result<Identity, String> {
         members,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("raftkv-join-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn an_identity_written_is_read_back() {
+        let dir = temp_dir("roundtrip");
+        assert_eq!(read_identity(&dir), None);
+        write_identity(&dir, 0x1d8e_d16f_7e9b_0996, 0x01e3_6a60_2646_aaf3).unwrap();
+        assert_eq!(
+            read_identity(&dir),
+            Some((0x1d8e_d16f_7e9b_0996, 0x01e3_6a60_2646_aaf3))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_identity_file_counts_as_none() {
+        let dir = temp_dir("damaged");
+        std::fs::create_dir_all(dir.join("member")).unwrap();
+        for text in ["", "zz 12\n", "12\n", "\u{0}\u{1}"] {
+            std::fs::write(identity_path(&dir), text).unwrap();
+            assert_eq!(read_identity(&dir), None, "{text:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -623,6 +623,22 @@ impl RaftLoop {
         self.applied_index = index;
         self.applied_term = term;
         self.snapshot_index = index;
+        // A snapshot can cover this start's publish entry, which is then never applied here as
+        // an entry: when it already records our attributes there is nothing left to publish.
+        let config = &self.node.config;
+        let attributes_recorded = self
+            .cluster
+            .members
+            .get(&self.node.member_id)
+            .is_some_and(|r| {
+                !r.removed
+                    && r.member.name == config.name
+                    && r.member.client_urls == config.advertise_client_urls
+            });
+        if attributes_recorded && !self.published {
+            self.published = true;
+            self.node.status.write().published = true;
+        }
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {

@@ -1,13 +1,14 @@
 //! Concurrent clients that record what they saw, for the linearizability checker.
 //!
 //! Each client is a std thread with its own keep-alive HTTP client. It picks a random member
-//! for every operation and a random key of a small set, and records get (`quorum=true`), put,
+//! for every operation (avoiding for 1 s one that just failed it, as a client with several
+//! endpoints does) and a random key of a small set, and records get (`quorum=true`), put,
 //! compare-and-swap (`prevValue`) and delete with invoke and return times on one shared clock.
 //! Values are unique (`c<client>-<seq>`), which keeps the checker's search short.
 //!
 //! Outcomes: a definite answer is recorded as such; a timeout, a 5xx or a broken connection is
 //! [`KvOutput::Unknown`] (the write may or may not have happened). A request whose TCP connect
-//! failed was never sent and is not recorded. Besides the checked keys, clients write keys
+//! failed, with no kept-alive connection tried first, was never sent and is not recorded. Besides the checked keys, clients write keys
 //! that are never overwritten (`/acked/<client>-<seq>`): every acknowledged one of them must be
 //! present on every member after healing.
 
@@ -111,10 +112,10 @@ impl Workload {
     }
 
     /// Stops the clients (each finishes its request in flight) and merges their histories.
-    pub fn finish(self) -> WorkloadResult {
+    pub fn finish(mut self) -> WorkloadResult {
         self.stop.store(true, Ordering::Release);
         let mut merged = WorkloadResult::default();
-        for handle in self.handles {
+        for handle in std::mem::take(&mut self.handles) {
             let result = handle.join().expect("a client thread panicked");
             merged.history.extend(result.history);
             merged.targets.extend(result.targets);
@@ -124,6 +125,13 @@ impl Workload {
             merged.not_sent += result.not_sent;
         }
         merged
+    }
+}
+
+impl Drop for Workload {
+    /// A test that panics mid-way stops its clients too.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
     }
 }
 

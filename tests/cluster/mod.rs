@@ -1,13 +1,16 @@
 //! A harness for fault tests on real `raftkv` processes: a cluster of members on 127.0.0.1,
 //! each started with etcd's flags, whose peer links all pass through a test-controlled TCP
-//! proxy ([`proxy`]), plus concurrent clients that record histories ([`history`]).
+//! proxy ([`proxy`]), plus concurrent clients that record histories ([`history`]) and fault
+//! cycles with their checks ([`faults`]).
 //!
 //! Wiring: member `i` listens for peers on its real port and advertises (in everyone's
 //! `--initial-cluster`) the port of its proxy, which forwards to the real port. Member IDs are
 //! derived from the advertised URLs, so every member agrees on them. The proxy reads the peer
 //! handshake of each connection and so knows which directed link (`from` → `to`) it carries.
 //!
-//! Every process is killed by its PID when its [`Member`] is dropped (a paused process is
+//! Members added at run time (`POST /v2/members`, then `--initial-cluster-state existing`) and
+//! removed ones (`DELETE /v2/members/<id>`, after which the process must stop by itself) keep
+//! their slot. Every process is killed by its PID when its [`Member`] is dropped (a paused process is
 //! killed too: SIGKILL works on a stopped process); every wait is bounded.
 
 #![allow(dead_code)]
@@ -231,8 +234,22 @@ impl Cluster {
         Cluster::start_with(size, &[])
     }
 
-    /// [`Cluster::start`] with more flags for every member.
+    /// [`Cluster::start`] with more flags for every member. A port taken by someone else
+    /// between choosing it and the member binding it costs a retry with new ports.
     pub fn start_with(size: usize, extra_args: &[&str]) -> Result<Cluster, String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Cluster::try_start(size, extra_args) {
+                Err(error) if attempt < 3 && error.contains("Address already in use") => {
+                    println!("a port was taken meanwhile, starting again: {error}");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_start(size: usize, extra_args: &[&str]) -> Result<Cluster, String> {
         let unique = CLUSTER_COUNTER.fetch_add(1, Ordering::SeqCst);
         let root =
             std::env::temp_dir().join(format!("raftkv-cluster-{}-{unique}", std::process::id()));
@@ -521,8 +538,7 @@ impl Cluster {
     /// its process.
     pub fn remove_member(&mut self, index: usize, via: usize) -> Result<(), String> {
         self.request_removal(index, via)?;
-        self.finish_removal(index);
-        Ok(())
+        self.finish_removal(index)
     }
 
     /// `DELETE /v2/members/<id>` of member `index` through member `via`; the process is left
@@ -542,27 +558,33 @@ impl Cluster {
         Ok(())
     }
 
-    /// After [`Cluster::request_removal`]: notes whether the removed member stops by itself
-    /// (etcd's does) within 2 s, then kills it.
-    pub fn finish_removal(&mut self, index: usize) {
+    /// After [`Cluster::request_removal`]: waits (at most 5 s) for the removed member to stop
+    /// by itself, as etcd's does, then makes sure it is gone; errs when it had to be killed.
+    pub fn finish_removal(&mut self, index: usize) -> Result<(), String> {
         assert!(
             self.members[index].removed,
             "member {index} was not removed"
         );
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let started = Instant::now();
         let mut exited = None;
-        while exited.is_none() && Instant::now() < deadline && self.members[index].is_running() {
+        while exited.is_none() && started.elapsed() < Duration::from_secs(5) {
             exited = self.members[index].exited();
             std::thread::sleep(Duration::from_millis(50));
         }
-        println!(
-            "removed member {index}: {}",
-            match exited {
-                Some(status) => format!("exited by itself ({status})"),
-                None => "still running 2 s after its removal (killed now)".to_string(),
-            }
-        );
         self.members[index].kill9();
+        match exited {
+            Some(status) => {
+                println!(
+                    "removed member {index} stopped by itself after {} ms ({status})",
+                    started.elapsed().as_millis()
+                );
+                Ok(())
+            }
+            None => Err(format!(
+                "removed member {index} still runs 5 s after its removal\n{}",
+                self.members[index].log_tail()
+            )),
+        }
     }
 
     /// Waits until every live member reports the same `X-Etcd-Index` and the same recursive

@@ -262,6 +262,9 @@ fn connect_and_pipe_back(
         .name("proxy-back".into())
         .spawn(move || {
             let _ = std::io::copy(&mut back_from, &mut back_to);
+            // The receiver closed: so does the sender's side (a snapshot sender waits for
+            // exactly this close to know the snapshot was taken).
+            let _ = back_to.shutdown(Shutdown::Both);
         })
         .ok()?;
     Some(receiver)
