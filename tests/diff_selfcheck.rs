@@ -228,3 +228,11 @@ fn scenario_files_parse_and_are_numerous() {
     assert!(scenarios.len() >= 150, "only {} scenarios", scenarios.len());
     assert!(!diff::load_scenarios_from("scenarios-cors").is_empty());
 }
+
+#[test]
+fn json_escapes_are_compared_not_only_decoded_strings() {
+    let go = response(&[], "{\"action\":\"get\",\"node\":{\"key\":\"/k\",\"value\":\"\\u003cb\\u003e\",\"modifiedIndex\":6,\"createdIndex\":6}}\n");
+    let raw = response(&[], "{\"action\":\"get\",\"node\":{\"key\":\"/k\",\"value\":\"<b>\",\"modifiedIndex\":6,\"createdIndex\":6}}\n");
+    assert!(agree((&go, 5), (&go, 5), "/v2/keys/k"));
+    assert!(!agree((&go, 5), (&raw, 5), "/v2/keys/k"));
+}

@@ -149,6 +149,7 @@ fn not_run_record() -> Record {
             body: Vec::new(),
             complete: false,
             transport_error: true,
+            json_escapes: String::new(),
         },
         raw_body: String::new(),
     }
@@ -185,7 +186,7 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                         client_port,
                         &request,
                         template.method == "HEAD",
-                        Duration::from_secs(5),
+                        Duration::from_secs(10),
                     );
                     records.push(record(&raw, &request, &subst, peer_port, template.compare));
                 }
@@ -226,6 +227,7 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                             body: Vec::new(),
                             complete: true,
                             transport_error: false,
+                            json_escapes: String::new(),
                         },
                         raw_body: String::new(),
                     });
@@ -240,7 +242,7 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                         .map(|(i, t)| t.render_with(&subst, i + 1 == templates.len()))
                         .collect();
                     let mut pending = http::send(client_port, &rendered.concat(), false);
-                    let deadline = Instant::now() + Duration::from_secs(5);
+                    let deadline = Instant::now() + Duration::from_secs(10);
                     for (template, request) in templates.iter().zip(&rendered) {
                         pending.expect_head(template.method == "HEAD");
                         let raw = pending.finish_one(deadline);
@@ -249,6 +251,10 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                     let _ = pending.finish(Instant::now());
                 }
                 Step::Restart => {
+                    // Every server spends the same wall-clock time in a restart, so TTLs
+                    // read afterwards agree within the one-second tolerance (etcd takes over
+                    // a second to come back, raftkv much less).
+                    let restart_started = Instant::now();
                     watches.clear();
                     server.restart().unwrap_or_else(|e| {
                         panic!(
@@ -257,6 +263,10 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                         )
                     });
                     wait_index_settled(client_port);
+                    let equal_restart_time = Duration::from_secs(4);
+                    if let Some(rest) = equal_restart_time.checked_sub(restart_started.elapsed()) {
+                        std::thread::sleep(rest);
+                    }
                 }
                 Step::Sleep(millis) => std::thread::sleep(Duration::from_millis(*millis)),
                 Step::Repeat {
@@ -270,7 +280,7 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
                             client_port,
                             &request,
                             template.method == "HEAD",
-                            Duration::from_secs(5),
+                            Duration::from_secs(10),
                         ));
                     }
                     if let Some(raw) = last {

@@ -50,6 +50,10 @@ pub struct Norm {
     pub body: Vec<Part>,
     pub complete: bool,
     pub transport_error: bool,
+    /// The escape sequences used in the JSON body's strings, in order (`\u003c`, `\n`, ...):
+    /// parsing decodes them, but etcd's bytes (Go escapes `<`, `>`, `&`, U+2028, U+2029 and
+    /// invalid UTF-8 as `\ufffd`) are part of what clients and etcd's tests see.
+    pub json_escapes: String,
 }
 
 /// What normalisation needs to know about the request and the server.
@@ -128,6 +132,7 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
         body: Vec::new(),
         complete: raw.complete,
         transport_error: raw.transport_error.is_some(),
+        json_escapes: String::new(),
     };
     if ctx.compare == Compare::StatusOnly {
         norm.complete = true;
@@ -189,7 +194,11 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
             ));
         }
     }
-    norm.body = split_body(&raw.body)
+    let parts = split_body(&raw.body);
+    if parts.iter().any(|part| matches!(part, Part::Json { .. })) {
+        norm.json_escapes = escape_sequences(&raw.body);
+    }
+    norm.body = parts
         .into_iter()
         .map(|part| match part {
             Part::Json { value, newline } => Part::Json {
@@ -200,6 +209,23 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
         })
         .collect();
     norm
+}
+
+/// Every backslash escape in `body` (in JSON they only occur inside strings), space-separated.
+fn escape_sequences(body: &[u8]) -> String {
+    let mut found: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i + 1 < body.len() {
+        if body[i] == b'\\' {
+            let length = if body[i + 1] == b'u' { 6 } else { 2 };
+            let end = (i + length).min(body.len());
+            found.push(String::from_utf8_lossy(&body[i..end]).to_string());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    found.join(" ")
 }
 
 fn hex_id_token(value: &str) -> String {
@@ -508,6 +534,7 @@ pub fn same(a: &Norm, b: &Norm) -> bool {
         && a.headers == b.headers
         && a.complete == b.complete
         && a.transport_error == b.transport_error
+        && a.json_escapes == b.json_escapes
         && a.body.len() == b.body.len()
         && a.body.iter().zip(&b.body).all(|(x, y)| match (x, y) {
             (
@@ -557,6 +584,9 @@ pub fn render(norm: &Norm) -> String {
     out.push('\n');
     for (name, value) in &norm.headers {
         out.push_str(&format!("  {name}: {value}\n"));
+    }
+    if !norm.json_escapes.is_empty() {
+        out.push_str(&format!("  (JSON escapes: {})\n", norm.json_escapes));
     }
     for part in &norm.body {
         match part {
@@ -617,6 +647,12 @@ pub fn describe_difference(a: &Norm, b: &Norm) -> String {
         if x != y {
             notes.push(format!("header [{x}] vs [{y}]"));
         }
+    }
+    if a.json_escapes != b.json_escapes {
+        notes.push(format!(
+            "JSON escapes [{}] vs [{}]",
+            a.json_escapes, b.json_escapes
+        ));
     }
     if a.body.len() != b.body.len() {
         notes.push(format!("{} body parts vs {}", a.body.len(), b.body.len()));
