@@ -235,4 +235,6 @@ fn json_escapes_are_compared_not_only_decoded_strings() {
     let raw = response(&[], "{\"action\":\"get\",\"node\":{\"key\":\"/k\",\"value\":\"<b>\",\"modifiedIndex\":6,\"createdIndex\":6}}\n");
     assert!(agree((&go, 5), (&go, 5), "/v2/keys/k"));
     assert!(!agree((&go, 5), (&raw, 5), "/v2/keys/k"));
+    let spaced = response(&[], "{\"action\": \"get\",\"node\":{\"key\":\"/k\",\"value\":\"\\u003cb\\u003e\",\"modifiedIndex\":6,\"createdIndex\":6}}\n");
+    assert!(!agree((&go, 5), (&spaced, 5), "/v2/keys/k"));
 }

@@ -50,7 +50,8 @@ pub struct Norm {
     pub body: Vec<Part>,
     pub complete: bool,
     pub transport_error: bool,
-    /// The escape sequences used in the JSON body's strings, in order (`\u003c`, `\n`, ...):
+    /// The escape sequences used in the JSON body's strings, in order (`\u003c`, `\n`, ...),
+    /// and whitespace between tokens if any:
     /// parsing decodes them, but etcd's bytes (Go escapes `<`, `>`, `&`, U+2028, U+2029 and
     /// invalid UTF-8 as `\ufffd`) are part of what clients and etcd's tests see.
     pub json_escapes: String,
@@ -211,19 +212,40 @@ pub fn normalize(raw: &RawResponse, ctx: &Context) -> Norm {
     norm
 }
 
-/// Every backslash escape in `body` (in JSON they only occur inside strings), space-separated.
+/// Every backslash escape in `body` (in JSON they only occur inside strings), space-separated,
+/// plus a note when there is whitespace between tokens (Go's encoder writes none).
 fn escape_sequences(body: &[u8]) -> String {
     let mut found: Vec<String> = Vec::new();
+    let mut in_string = false;
+    let mut depth = 0usize;
+    let mut padding = 0usize;
     let mut i = 0;
-    while i + 1 < body.len() {
-        if body[i] == b'\\' {
-            let length = if body[i + 1] == b'u' { 6 } else { 2 };
-            let end = (i + length).min(body.len());
-            found.push(String::from_utf8_lossy(&body[i..end]).to_string());
-            i = end;
+    while i < body.len() {
+        let byte = body[i];
+        if in_string {
+            if byte == b'\\' && i + 1 < body.len() {
+                let length = if body[i + 1] == b'u' { 6 } else { 2 };
+                let end = (i + length).min(body.len());
+                found.push(String::from_utf8_lossy(&body[i..end]).to_string());
+                i = end;
+                continue;
+            }
+            if byte == b'"' {
+                in_string = false;
+            }
         } else {
-            i += 1;
+            match byte {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                b' ' | b'\t' | b'\r' | b'\n' if depth > 0 => padding += 1,
+                _ => {}
+            }
         }
+        i += 1;
+    }
+    if padding > 0 {
+        found.push(format!("(+{padding} whitespace bytes between tokens)"));
     }
     found.join(" ")
 }
