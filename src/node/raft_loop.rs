@@ -35,6 +35,8 @@ use crate::wal::{Wal, WalError};
 
 /// Requests taken from the queue per turn before the Ready is processed (bounds latency).
 const MAX_REQUESTS_PER_TURN: usize = 4096;
+/// Ticks between the first campaigns of booting voters, by rank of their IDs.
+const BOOT_CAMPAIGN_STAGGER_TICKS: u64 = 2;
 /// How long a member waits before proposing its attributes again if they did not apply.
 const PUBLISH_RETRY: Duration = Duration::from_secs(2);
 
@@ -91,7 +93,10 @@ pub(crate) struct RaftLoop {
     last_version_attempt: Option<Instant>,
     last_sync: Instant,
     snapshot_count: u64,
-    election_timeout_ticks: u64,
+    /// When (in ticks since boot) this member starts its first campaign, if it still has no
+    /// leader then; None once done or when not a voter.
+    boot_campaign_tick: Option<u64>,
+    ticks_since_boot: u64,
     _lock: crate::wal::DataDirLock,
 }
 
@@ -103,7 +108,6 @@ impl RaftLoop {
         transport: Option<Arc<Transport>>,
     ) -> RaftLoop {
         let snapshot_count = node.config.snapshot_count.max(1);
-        let election_timeout_ticks = raw.raft.config().election_timeout_ticks;
         RaftLoop {
             node,
             raw,
@@ -129,7 +133,8 @@ impl RaftLoop {
             last_version_attempt: None,
             last_sync: Instant::now(),
             snapshot_count,
-            election_timeout_ticks,
+            boot_campaign_tick: None,
+            ticks_since_boot: 0,
             _lock: boot.lock,
         }
     }
@@ -180,15 +185,14 @@ impl RaftLoop {
         if self.raw.status().progress.len() <= 1 && self.raw.raft.promotable() {
             self.raw.campaign();
         } else {
-            // Like etcd's initial election tick advance, but all the way: a booting member
-            // fast-forwards its election timer until it starts a pre-vote, so a cluster whose
-            // quorum has just come up elects in a round trip instead of a randomized timeout.
-            // Harmless to a running cluster: members that hear from a leader refuse pre-votes.
-            for _ in 0..2 * self.election_timeout_ticks {
-                if self.raw.raft.role != Role::Follower || self.raw.raft.leader_id != 0 {
-                    break;
-                }
-                self.raw.tick();
+            // A booting voter campaigns (pre-vote first) after a delay set by its rank among
+            // the voters' IDs instead of a whole randomized election timeout, so a cluster
+            // whose quorum has just come up elects in a round trip, and members that start
+            // together do not split the first vote. A member that hears from a leader by then
+            // does not campaign; a running cluster refuses its pre-vote anyway.
+            let voters: Vec<u64> = self.raw.status().progress.keys().copied().collect();
+            if let Some(rank) = voters.iter().position(|id| *id == self.node.member_id) {
+                self.boot_campaign_tick = Some(rank as u64 * BOOT_CAMPAIGN_STAGGER_TICKS);
             }
         }
         loop {
@@ -355,6 +359,15 @@ impl RaftLoop {
 
     fn on_tick(&mut self) {
         self.raw.tick();
+        self.ticks_since_boot += 1;
+        if let Some(at) = self.boot_campaign_tick {
+            if self.ticks_since_boot >= at {
+                self.boot_campaign_tick = None;
+                if self.raw.raft.role == Role::Follower && self.raw.raft.leader_id == 0 {
+                    self.raw.campaign();
+                }
+            }
+        }
         let now = Instant::now();
         if let Some(ready) = self.unpersisted.take() {
             self.persist_and_continue(ready);
