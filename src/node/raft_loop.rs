@@ -35,6 +35,9 @@ use crate::wal::{Wal, WalError};
 
 /// Requests taken from the queue per turn before the Ready is processed (bounds latency).
 const MAX_REQUESTS_PER_TURN: usize = 4096;
+/// Applied entries kept in the in-memory Raft log for followers slightly behind (etcd's
+/// catch-up entries).
+const MEMORY_LOG_ENTRIES: u64 = 5000;
 /// Ticks between the first campaigns of booting voters, by rank of their IDs.
 const BOOT_CAMPAIGN_STAGGER_TICKS: u64 = 2;
 /// How long a member waits before proposing its attributes again if they did not apply.
@@ -182,6 +185,8 @@ impl RaftLoop {
         let ticker = crossbeam_channel::tick(tick);
         // A member alone in its configuration need not wait an election timeout.
         self.process_ready();
+        // Recovery decoded the snapshot and replayed the log: give the buffers back.
+        return_freed_memory();
         if self.raw.status().progress.len() <= 1 && self.raw.raft.promotable() {
             self.raw.campaign();
         } else {
@@ -759,6 +764,15 @@ impl RaftLoop {
     }
 
     fn maybe_snapshot(&mut self) {
+        // The in-memory Raft log keeps only the last MEMORY_LOG_ENTRIES applied entries (for
+        // followers slightly behind; others get a snapshot, built fresh when sent): the WAL
+        // holds the rest until the next snapshot file.
+        let first_in_memory = self.raw.raft.log.storage.snapshot().meta.index;
+        if self.applied_index > first_in_memory + 2 * MEMORY_LOG_ENTRIES {
+            self.raw
+                .compact_to(self.applied_index - MEMORY_LOG_ENTRIES, Vec::new());
+            return_freed_memory();
+        }
         if self.applied_index < self.snapshot_index + self.snapshot_count {
             return;
         }
@@ -769,7 +783,7 @@ impl RaftLoop {
         let file = crate::snap::Snapshot {
             index: self.applied_index,
             term: self.applied_term,
-            data: data.clone(),
+            data,
         };
         let result = self
             .snapshotter
@@ -786,7 +800,9 @@ impl RaftLoop {
             });
         match result {
             Ok(()) => {
-                self.raw.compact(data);
+                // Snapshots are built fresh when sent, so the in-memory one needs no image.
+                self.raw
+                    .compact_to(file.index.saturating_sub(MEMORY_LOG_ENTRIES), Vec::new());
                 self.snapshot_index = file.index;
                 if let Err(e) = self.wal.release_before(file.index) {
                     eprintln!("raftkv: releasing WAL segments before {}: {e}", file.index);
@@ -794,6 +810,8 @@ impl RaftLoop {
                 if let Err(e) = self.snapshotter.release_older_than(file.index) {
                     eprintln!("raftkv: releasing old snapshots: {e}");
                 }
+                drop(file);
+                return_freed_memory();
             }
             Err(e) => {
                 eprintln!(
@@ -811,5 +829,15 @@ impl RaftLoop {
 impl NodeStatus {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
+    }
+}
+
+/// Hands memory freed by a compaction back to the operating system (glibc keeps freed heap
+/// otherwise, and resident memory would only grow).
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
