@@ -317,11 +317,15 @@ impl RaftLoop {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let entries: Vec<Vec<u8>> = batch.iter().map(|(data, _)| data.clone()).collect();
-        if self.raw.propose_batch(entries).is_err() {
-            // No leader (or a transfer in progress): retried every tick until the deadline.
+        if self.raw.raft.leader_id == 0 {
+            // No leader to take them: retried every tick until their deadline.
             self.stalled.extend(batch);
+            return;
         }
+        // Refused only during a leadership transfer or past the uncommitted cap: the waiting
+        // clients then time out, as on etcd.
+        let entries: Vec<Vec<u8>> = batch.into_iter().map(|(data, _)| data).collect();
+        let _ = self.raw.propose_batch(entries);
     }
 
     fn handle_inbound(&mut self, item: Inbound) {
