@@ -20,6 +20,9 @@ fn targets() -> Vec<(&'static str, Target)> {
         ("fuzz_store", raftkv::store::fuzz_store),
         ("fuzz_wal_frame", raftkv::wal::fuzz_wal_frame),
         ("fuzz_wal_replay", raftkv::wal::fuzz_wal_replay),
+        ("fuzz_sim_schedule", raftkv::sim::fuzz_sim_schedule),
+        ("fuzz_raft_codec", raftkv::raft::codec::fuzz_raft_codec),
+        ("fuzz_auth_decoders", raftkv::api::auth::fuzz_auth_decoders),
     ]
 }
 

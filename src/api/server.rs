@@ -308,7 +308,7 @@ fn refused_host(node: &Node, request: &Request) -> Option<String> {
             .map(|(name, _)| name.to_string())
             .unwrap_or(host.clone()),
     };
-    (!allowed.iter().any(|h| *h == name)).then_some(name)
+    (!allowed.contains(&name)).then_some(name)
 }
 
 /// Largest `/v2/members` body read (a list of peer URLs).

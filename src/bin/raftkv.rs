@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         println!("usage: raftkv [flags]\n\nraftkv takes etcd's flags, e.g. --name, --data-dir, --listen-client-urls,\n--advertise-client-urls, --listen-peer-urls, --initial-advertise-peer-urls,\n--initial-cluster, --initial-cluster-state, --initial-cluster-token, --snapshot-count,\nand ETCD_* environment variables. See README.md.");
         return ExitCode::SUCCESS;
     }
+    limit_malloc_arenas();
     let config = match Config::from_args_and_env(&args, |name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(error) => {
@@ -102,6 +103,18 @@ fn run_proxy(config: &Config) -> ExitCode {
             eprintln!("raftkv: cannot start the proxy: {error}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// glibc gives every thread that allocates under contention its own arena (up to 8 per core),
+/// and memory freed in one arena is not reused by the others: with a worker pool of 128
+/// threads that fragmentation, not live data, dominated resident memory. Two arenas keep
+/// contention low on this kind of machine and the heap compact.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tunable; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

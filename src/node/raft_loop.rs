@@ -35,6 +35,11 @@ use crate::wal::{Wal, WalError};
 
 /// Requests taken from the queue per turn before the Ready is processed (bounds latency).
 const MAX_REQUESTS_PER_TURN: usize = 4096;
+/// Applied entries kept in the in-memory Raft log for followers slightly behind (etcd's
+/// catch-up entries).
+const MEMORY_LOG_ENTRIES: u64 = 5000;
+/// Ticks between the first campaigns of booting voters, by rank of their IDs.
+const BOOT_CAMPAIGN_STAGGER_TICKS: u64 = 2;
 /// How long a member waits before proposing its attributes again if they did not apply.
 const PUBLISH_RETRY: Duration = Duration::from_secs(2);
 
@@ -91,7 +96,10 @@ pub(crate) struct RaftLoop {
     last_version_attempt: Option<Instant>,
     last_sync: Instant,
     snapshot_count: u64,
-    election_timeout_ticks: u64,
+    /// When (in ticks since boot) this member starts its first campaign, if it still has no
+    /// leader then; None once done or when not a voter.
+    boot_campaign_tick: Option<u64>,
+    ticks_since_boot: u64,
     _lock: crate::wal::DataDirLock,
 }
 
@@ -103,7 +111,6 @@ impl RaftLoop {
         transport: Option<Arc<Transport>>,
     ) -> RaftLoop {
         let snapshot_count = node.config.snapshot_count.max(1);
-        let election_timeout_ticks = raw.raft.config().election_timeout_ticks;
         RaftLoop {
             node,
             raw,
@@ -129,7 +136,8 @@ impl RaftLoop {
             last_version_attempt: None,
             last_sync: Instant::now(),
             snapshot_count,
-            election_timeout_ticks,
+            boot_campaign_tick: None,
+            ticks_since_boot: 0,
             _lock: boot.lock,
         }
     }
@@ -177,18 +185,19 @@ impl RaftLoop {
         let ticker = crossbeam_channel::tick(tick);
         // A member alone in its configuration need not wait an election timeout.
         self.process_ready();
+        // Recovery decoded the snapshot and replayed the log: give the buffers back.
+        return_freed_memory();
         if self.raw.status().progress.len() <= 1 && self.raw.raft.promotable() {
             self.raw.campaign();
         } else {
-            // Like etcd's initial election tick advance, but all the way: a booting member
-            // fast-forwards its election timer until it starts a pre-vote, so a cluster whose
-            // quorum has just come up elects in a round trip instead of a randomized timeout.
-            // Harmless to a running cluster: members that hear from a leader refuse pre-votes.
-            for _ in 0..2 * self.election_timeout_ticks {
-                if self.raw.raft.role != Role::Follower || self.raw.raft.leader_id != 0 {
-                    break;
-                }
-                self.raw.tick();
+            // A booting voter campaigns (pre-vote first) after a delay set by its rank among
+            // the voters' IDs instead of a whole randomized election timeout, so a cluster
+            // whose quorum has just come up elects in a round trip, and members that start
+            // together do not split the first vote. A member that hears from a leader by then
+            // does not campaign; a running cluster refuses its pre-vote anyway.
+            let voters: Vec<u64> = self.raw.status().progress.keys().copied().collect();
+            if let Some(rank) = voters.iter().position(|id| *id == self.node.member_id) {
+                self.boot_campaign_tick = Some(rank as u64 * BOOT_CAMPAIGN_STAGGER_TICKS);
             }
         }
         loop {
@@ -308,11 +317,15 @@ impl RaftLoop {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let entries: Vec<Vec<u8>> = batch.iter().map(|(data, _)| data.clone()).collect();
-        if self.raw.propose_batch(entries).is_err() {
-            // No leader (or a transfer in progress): retried every tick until the deadline.
+        if self.raw.raft.leader_id == 0 {
+            // No leader to take them: retried every tick until their deadline.
             self.stalled.extend(batch);
+            return;
         }
+        // Refused only during a leadership transfer or past the uncommitted cap: the waiting
+        // clients then time out, as on etcd.
+        let entries: Vec<Vec<u8>> = batch.into_iter().map(|(data, _)| data).collect();
+        let _ = self.raw.propose_batch(entries);
     }
 
     fn handle_inbound(&mut self, item: Inbound) {
@@ -355,6 +368,15 @@ impl RaftLoop {
 
     fn on_tick(&mut self) {
         self.raw.tick();
+        self.ticks_since_boot += 1;
+        if let Some(at) = self.boot_campaign_tick {
+            if self.ticks_since_boot >= at {
+                self.boot_campaign_tick = None;
+                if self.raw.raft.role == Role::Follower && self.raw.raft.leader_id == 0 {
+                    self.raw.campaign();
+                }
+            }
+        }
         let now = Instant::now();
         if let Some(ready) = self.unpersisted.take() {
             self.persist_and_continue(ready);
@@ -746,6 +768,15 @@ impl RaftLoop {
     }
 
     fn maybe_snapshot(&mut self) {
+        // The in-memory Raft log keeps only the last MEMORY_LOG_ENTRIES applied entries (for
+        // followers slightly behind; others get a snapshot, built fresh when sent): the WAL
+        // holds the rest until the next snapshot file.
+        let first_in_memory = self.raw.raft.log.storage.snapshot().meta.index;
+        if self.applied_index > first_in_memory + 2 * MEMORY_LOG_ENTRIES {
+            self.raw
+                .compact_to(self.applied_index - MEMORY_LOG_ENTRIES, Vec::new());
+            return_freed_memory();
+        }
         if self.applied_index < self.snapshot_index + self.snapshot_count {
             return;
         }
@@ -756,7 +787,7 @@ impl RaftLoop {
         let file = crate::snap::Snapshot {
             index: self.applied_index,
             term: self.applied_term,
-            data: data.clone(),
+            data,
         };
         let result = self
             .snapshotter
@@ -773,7 +804,9 @@ impl RaftLoop {
             });
         match result {
             Ok(()) => {
-                self.raw.compact(data);
+                // Snapshots are built fresh when sent, so the in-memory one needs no image.
+                self.raw
+                    .compact_to(file.index.saturating_sub(MEMORY_LOG_ENTRIES), Vec::new());
                 self.snapshot_index = file.index;
                 if let Err(e) = self.wal.release_before(file.index) {
                     eprintln!("raftkv: releasing WAL segments before {}: {e}", file.index);
@@ -781,6 +814,8 @@ impl RaftLoop {
                 if let Err(e) = self.snapshotter.release_older_than(file.index) {
                     eprintln!("raftkv: releasing old snapshots: {e}");
                 }
+                drop(file);
+                return_freed_memory();
             }
             Err(e) => {
                 eprintln!(
@@ -798,5 +833,15 @@ impl RaftLoop {
 impl NodeStatus {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
+    }
+}
+
+/// Hands memory freed by a compaction back to the operating system (glibc keeps freed heap
+/// otherwise, and resident memory would only grow).
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

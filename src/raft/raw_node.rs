@@ -239,6 +239,22 @@ impl RawNode {
         self.raft.log.storage.compact(applied, conf_state, data);
     }
 
+    /// Drops the in-memory log up to `index` (capped at the applied and persisted index),
+    /// keeping the entries after it for followers that are slightly behind. `data` is what the
+    /// kept snapshot carries (an application that builds snapshots fresh when it sends them
+    /// may pass an empty image). The node's durable log (its WAL) is not affected.
+    pub fn compact_to(&mut self, index: u64, data: Vec<u8>) {
+        let index = index
+            .min(self.raft.log.applied())
+            .min(self.raft.log.persisted_last_index());
+        if index <= self.raft.log.storage.snapshot().meta.index {
+            return;
+        }
+        let conf_state = self.raft.conf_state();
+        self.raft.log.storage.compact(index, conf_state, data);
+        self.raft.log.storage.shrink_to_fit();
+    }
+
     /// Index the application has applied.
     pub fn applied(&self) -> u64 {
         self.raft.log.applied()

@@ -167,6 +167,11 @@ impl MemoryStorage {
 
     /// Takes a snapshot of the state machine at `index` (which the caller has applied) and
     /// discards the entries it covers.
+    /// Returns unused capacity of the entry buffer to the allocator (after a compaction).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
     pub fn compact(&mut self, index: u64, conf_state: ConfState, data: Vec<u8>) {
         assert!(
             index > self.snapshot.meta.index && index <= self.last_index(),

@@ -678,7 +678,7 @@ impl Sim {
             for op in stale {
                 self.finish(op, tick, KvOutput::Unknown);
             }
-            if self.converged() && self.tick % 10 == 0 {
+            if self.converged() && self.tick.is_multiple_of(10) {
                 converged = true;
                 break;
             }

@@ -109,6 +109,9 @@ struct ActiveSegment {
     /// (except while writing a clean shutdown), both multiples of 8.
     write_offset: usize,
     synced_offset: usize,
+    /// Pages below this offset were synced and dropped from the process's resident memory
+    /// (they stay in the page cache). Invariant: page-aligned, <= synced_offset.
+    released_offset: usize,
 }
 
 /// The write-ahead log. Not thread-safe by itself: the node's persist step owns it.
@@ -346,6 +349,7 @@ impl Wal {
             log_id: last_end.header.log_id,
             segments,
             active: ActiveSegment {
+                released_offset: 0,
                 map,
                 write_offset: last_end.committed_end,
                 synced_offset: last_end.committed_end,
@@ -398,6 +402,7 @@ impl Wal {
                 size_bytes: opts.segment_size_bytes,
             }],
             active: ActiveSegment {
+                released_offset: 0,
                 map,
                 write_offset: SEGMENT_HEADER_BYTES,
                 synced_offset: SEGMENT_HEADER_BYTES,
@@ -638,9 +643,36 @@ impl Wal {
             .map_err(|err| WalError::io(path, "msync", &err))?;
         self.committed_batch_seq += 1;
         self.active.synced_offset = self.active.write_offset;
+        self.release_synced_pages();
         self.pending_records = false;
         self.notify_durable();
         Ok(())
+    }
+
+    /// Drops the whole pages below the synced offset from the process's resident set
+    /// (`madvise(MADV_DONTNEED)` on a shared file mapping: the data stays in the file and the
+    /// page cache; the WAL never reads these pages through this mapping again). Without it a
+    /// segment's written pages would all count toward the server's resident memory.
+    fn release_synced_pages(&mut self) {
+        const PAGE_BYTES: usize = 4096;
+        let up_to = self.active.synced_offset / PAGE_BYTES * PAGE_BYTES;
+        let from = self.active.released_offset;
+        if up_to <= from {
+            return;
+        }
+        // SAFETY: the range lies inside the mapping (up_to <= synced_offset <= len) and is
+        // page-aligned; DONTNEED on a MAP_SHARED file mapping only drops page-table entries,
+        // later reads would see the file's contents again.
+        let result = unsafe {
+            libc::madvise(
+                self.active.map.as_mut_ptr().add(from).cast(),
+                up_to - from,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if result == 0 {
+            self.active.released_offset = up_to;
+        }
     }
 
     /// Commits the active segment and starts the next one; the new segment begins with copies
@@ -679,6 +711,7 @@ impl Wal {
         )?;
         let map = map_segment(&path)?;
         self.active = ActiveSegment {
+            released_offset: 0,
             map,
             write_offset: SEGMENT_HEADER_BYTES,
             synced_offset: SEGMENT_HEADER_BYTES,

@@ -310,6 +310,19 @@ pub fn run_all(scenarios: &[Scenario], server: &mut ServerProcess) -> Vec<Scenar
     runs
 }
 
+/// Scenarios where raftkv differs from etcd on purpose or because of tiny_http (the HTTP
+/// library raftkv is built on), with the reason. Everything else must match.
+pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "bad-non-utf8-raw-path-byte",
+        "tiny_http refuses a request line that is not UTF-8 and closes the connection before raftkv sees the request; etcd (Go) accepts the raw byte",
+    ),
+    (
+        "bad-malformed-request-lines",
+        "tiny_http answers an unparsable request line with 400 itself; etcd (cmux in front of Go's server) closes the connection without an answer",
+    ),
+];
+
 /// Starts a server of each kind, runs all scenarios on both (in parallel) and panics listing
 /// every scenario whose normalised responses differ.
 pub fn run_and_compare(first: ServerKind, second: ServerKind) {
@@ -397,6 +410,31 @@ pub fn run_and_compare_with(
             path,
             format!("{report}{summary}differing: {}\n", differing.join(" ")),
         );
+    }
+    if second == ServerKind::Raftkv {
+        // Differences that are deliberate or out of raftkv's reach are listed, with their
+        // reason, in KNOWN_DIFFERENCES; a listed scenario that stops differing fails too, so
+        // the list stays true.
+        let (known, unknown): (Vec<String>, Vec<String>) = differing
+            .into_iter()
+            .partition(|name| KNOWN_DIFFERENCES.iter().any(|(known, _)| known == name));
+        for (name, reason) in KNOWN_DIFFERENCES {
+            if known.iter().any(|k| k == name) {
+                println!("known difference {name}: {reason}");
+            }
+        }
+        let stale: Vec<&str> = KNOWN_DIFFERENCES
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| {
+                scenarios.iter().any(|s| s.name == *name) && !known.iter().any(|k| k == name)
+            })
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "scenarios listed in KNOWN_DIFFERENCES no longer differ (remove them): {stale:?}"
+        );
+        differing = unknown;
     }
     if !differing.is_empty() {
         let tail = if second == ServerKind::Raftkv {
