@@ -95,6 +95,11 @@ pub enum FrameError {
         limit_bytes: u32,
         found_bytes: u32,
     },
+    /// Bytes the format reserves (must be zero) are not.
+    ReservedNotZero {
+        offset: usize,
+        found: u8,
+    },
 }
 
 impl std::fmt::Display for FrameError {
@@ -120,6 +125,9 @@ impl std::fmt::Display for FrameError {
                     f,
                     "checksum mismatch: expected {expected:08x}, found {found:08x}"
                 )
+            }
+            FrameError::ReservedNotZero { offset, found } => {
+                write!(f, "reserved byte {offset} is {found:#04x}, expected 0")
             }
             FrameError::FrameTooLarge {
                 limit_bytes,
@@ -191,6 +199,12 @@ impl Handshake {
                 found: version,
             });
         }
+        if bytes[7] != 0 {
+            return Err(FrameError::ReservedNotZero {
+                offset: 7,
+                found: bytes[7],
+            });
+        }
         let kind = match bytes[6] {
             0 => StreamKind::Messages,
             1 => StreamKind::Snapshot,
@@ -226,6 +240,12 @@ impl Answer {
         let found = u32_at(bytes, 12);
         if expected != found {
             return Err(FrameError::ChecksumMismatch { expected, found });
+        }
+        if let Some(offset) = (1..4).find(|at| bytes[*at] != 0) {
+            return Err(FrameError::ReservedNotZero {
+                offset,
+                found: bytes[offset],
+            });
         }
         let status = match bytes[0] {
             0 => AnswerStatus::Accepted,
