@@ -7,7 +7,7 @@
 //! - Body values come first, then query values; every lookup takes the first value, so the body
 //!   wins over the query and the first of repeated names wins.
 //! - Booleans follow Go's `strconv.ParseBool`, unsigned integers `strconv.ParseUint(s, 10, 64)`.
-//! - Decoded bytes that are not UTF-8 become U+FFFD per invalid byte, which is what Go's JSON
+//! - Decoded bytes that are not UTF-8 become one [`INVALID_BYTE`] each, written as `\ufffd` as Go's JSON
 //!   encoder prints for them.
 
 /// Bodies larger than this are refused, as Go's `ParseForm` refuses them (10 MiB).
@@ -182,8 +182,14 @@ fn hex_value(byte: u8) -> Option<u8> {
     }
 }
 
-/// Bytes to a String, one U+FFFD per byte that is not part of a valid UTF-8 sequence (Go's
-/// rule when it encodes such a string as JSON).
+/// Stands for one byte that is not valid UTF-8 in a key, value or cause. Go keeps such bytes
+/// and its JSON encoder writes each as the escape `\ufffd`, while a real U+FFFD is written as
+/// is; so invalid bytes become this noncharacter (never used in interchanged text), which
+/// [`crate::api::json::push_string`] renders as `\ufffd`.
+pub const INVALID_BYTE: char = '\u{FFFE}';
+
+/// Bytes to a String, one [`INVALID_BYTE`] per byte that is not part of a valid UTF-8 sequence
+/// (Go's rule when it encodes such a string as JSON).
 pub fn lossy_go(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     let mut rest = bytes;
@@ -196,7 +202,7 @@ pub fn lossy_go(bytes: &[u8]) -> String {
             Err(e) => {
                 let (valid, after) = rest.split_at(e.valid_up_to());
                 out.push_str(std::str::from_utf8(valid).expect("prefix checked by from_utf8"));
-                out.push('\u{FFFD}');
+                out.push(INVALID_BYTE);
                 rest = &after[1..];
             }
         }
@@ -278,7 +284,13 @@ mod tests {
 
     #[test]
     fn invalid_utf8_becomes_one_replacement_per_byte() {
-        assert_eq!(lossy_go(b"a\xE2\x82b"), "a\u{FFFD}\u{FFFD}b");
+        assert_eq!(lossy_go(b"a\xE2\x82b"), "a\u{FFFE}\u{FFFE}b");
+        let mut json = String::new();
+        crate::api::json::push_string(&mut json, &lossy_go(b"a\xff\xef\xbf\xbd"));
+        assert_eq!(
+            json, "\"a\\ufffd\u{FFFD}\"",
+            "invalid bytes escape, a real U+FFFD stays raw"
+        );
         assert_eq!(unescape(b"%C3%A9", false).unwrap(), "é");
     }
 }

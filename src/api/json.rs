@@ -8,7 +8,8 @@
 /// Appends `text` as a JSON string literal, with Go's escaping.
 pub fn push_string(out: &mut String, text: &str) {
     out.push('"');
-    let needs_escape = |b: u8| b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2);
+    let needs_escape =
+        |b: u8| b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2 | 0xEF);
     if !text.bytes().any(needs_escape) {
         // The common case: nothing to escape (0xE2 leads U+2028/U+2029).
         out.push_str(text);
@@ -22,6 +23,7 @@ pub fn push_string(out: &mut String, text: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            crate::api::form::INVALID_BYTE => out.push_str("\\ufffd"),
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
                 out.push_str(&format!("\\u{:04x}", ch as u32));
             }
