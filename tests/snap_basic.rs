@@ -2,30 +2,11 @@
 //! fallback), leftover tmp files ignored and removed.
 
 use std::fs;
-use std::path::PathBuf;
 
 use raftkv::snap::{SnapError, Snapshot, Snapshotter};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("raftkv-{name}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod tempdir;
+use tempdir::TempDir;
 
 fn snapshot(index: u64, term: u64) -> Snapshot {
     Snapshot {

@@ -3,34 +3,15 @@
 //! raw 4 KiB append + fdatasync, WAL append of 1 entry (100 B) + sync, WAL append of 64 entries
 //! (100 B each) + one sync. Prints p50 / p99 / max in microseconds.
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use raftkv::wal::{Entry, Wal, WalOptions};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("raftkv-{name}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod tempdir;
+use tempdir::TempDir;
 
 fn report(label: &str, mut micros: Vec<u128>) {
     micros.sort_unstable();
