@@ -67,7 +67,7 @@ pub fn has_wal(data_dir: &Path) -> bool {
 }
 
 /// Asks the peers at `peer_urls` for the member list until one lists a member with
-/// `own_peer_urls` (bounded by [`JOIN_LIMIT`]).
+/// `own_peer_urls` (bounded by `JOIN_LIMIT`).
 pub fn identity_from_peers(
     peer_urls: &[String],
     own_peer_urls: &[String],

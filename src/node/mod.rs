@@ -1,6 +1,6 @@
 //! The node: the only place where threads, channels, disk and the clock meet.
 //!
-//! One thread, the Raft loop ([`raft_loop`]), owns ordering: client workers hand it proposals
+//! One thread, the Raft loop (`raft_loop`), owns ordering: client workers hand it proposals
 //! and reads over a bounded channel; it runs the Raft core, persists each Ready to the WAL with
 //! one sync (group commit), sends to peers, applies committed entries to the store under its
 //! write lock and answers each client once its entry is applied. Reads take the store's read
