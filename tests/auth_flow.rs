@@ -4,7 +4,9 @@
 //! writes, the etcd-index cost of auth writes, and that the auth state survives a restart on
 //! the same data directory. Expected values were taken from etcd 3.4.23 (see v2-api.md §6.6).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -149,23 +151,7 @@ fn send(
     raw.push_str(body);
     stream.write_all(raw.as_bytes()).unwrap();
     let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader
-            .read_line(&mut line)
-            .expect("reading a response head");
-        assert!(n > 0, "connection closed inside a response head: {head:?}");
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
+    let (status, head) = support::read_head(&mut reader);
     let mut body = String::new();
     if method != "HEAD" {
         let length: usize = head
