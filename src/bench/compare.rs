@@ -105,54 +105,38 @@ pub(crate) struct Medians {
 }
 
 pub(crate) fn workload_medians(results: &[WorkloadResult]) -> Option<Medians> {
-    if results.is_empty() {
-        return None;
-    }
-    Some(Medians {
-        throughput: median(
-            &results
-                .iter()
-                .map(|r| r.throughput_per_second())
-                .collect::<Vec<_>>(),
-        ),
-        p50_nanos: median(
-            &results
-                .iter()
-                .map(|r| r.latency.quantile_nanos(0.5) as f64)
-                .collect::<Vec<_>>(),
-        ),
-        p99_nanos: median(
-            &results
-                .iter()
-                .map(|r| r.latency.quantile_nanos(0.99) as f64)
-                .collect::<Vec<_>>(),
-        ),
+    medians_of(results, WorkloadResult::throughput_per_second, |r| {
+        &r.latency
     })
 }
 
 fn fan_out_medians(results: &[FanOutResult]) -> Option<Medians> {
+    medians_of(results, FanOutResult::delivery_rate_per_second, |r| {
+        &r.write_latency
+    })
+}
+
+/// Medians over rounds of a rate and of a histogram's p50 and p99.
+fn medians_of<R>(
+    results: &[R],
+    rate: impl Fn(&R) -> f64,
+    latency: impl Fn(&R) -> &crate::bench::histogram::Histogram,
+) -> Option<Medians> {
     if results.is_empty() {
         return None;
     }
+    let quantile = |q: f64| {
+        median(
+            &results
+                .iter()
+                .map(|r| latency(r).quantile_nanos(q) as f64)
+                .collect::<Vec<_>>(),
+        )
+    };
     Some(Medians {
-        throughput: median(
-            &results
-                .iter()
-                .map(|r| r.delivery_rate_per_second())
-                .collect::<Vec<_>>(),
-        ),
-        p50_nanos: median(
-            &results
-                .iter()
-                .map(|r| r.write_latency.quantile_nanos(0.5) as f64)
-                .collect::<Vec<_>>(),
-        ),
-        p99_nanos: median(
-            &results
-                .iter()
-                .map(|r| r.write_latency.quantile_nanos(0.99) as f64)
-                .collect::<Vec<_>>(),
-        ),
+        throughput: median(&results.iter().map(&rate).collect::<Vec<_>>()),
+        p50_nanos: quantile(0.5),
+        p99_nanos: quantile(0.99),
     })
 }
 

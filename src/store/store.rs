@@ -492,14 +492,29 @@ impl Store {
         if node.is_dir() && !value.is_empty() {
             return Err(self.error(ErrorCode::NotFile, path));
         }
+        Ok(self.rewrite_and_record(&path, Action::Update, value, expire_at, refresh, fired))
+    }
+
+    /// The common end of update and compareAndSwap on an existing node: the new value (the
+    /// current one for a refresh) and TTL are written, one index consumed, the event recorded.
+    fn rewrite_and_record(
+        &mut self,
+        path: &str,
+        action: Action,
+        value: &str,
+        expire_at: Option<UnixNanos>,
+        refresh: bool,
+        fired: &mut Vec<(WatcherId, Event)>,
+    ) -> Event {
         let new_value = if refresh {
-            node.value.clone().unwrap_or_default()
+            let node = self.tree.get(path);
+            node.and_then(|node| node.value.clone()).unwrap_or_default()
         } else {
             value.to_owned()
         };
-        let event = self.rewrite(&path, Action::Update, new_value, expire_at, refresh);
+        let event = self.rewrite(path, action, new_value, expire_at, refresh);
         self.record(&event, &[], false, fired);
-        Ok(event)
+        event
     }
 
     /// Writes a new value (files only: a dir keeps its modifiedIndex) and TTL into an existing
@@ -561,14 +576,14 @@ impl Store {
         if let Err(cause) = compare(node, prev_value, prev_index) {
             return Err(self.error(ErrorCode::TestFailed, cause));
         }
-        let new_value = if refresh {
-            node.value.clone().unwrap_or_default()
-        } else {
-            value.to_owned()
-        };
-        let event = self.rewrite(&path, Action::CompareAndSwap, new_value, expire_at, refresh);
-        self.record(&event, &[], false, fired);
-        Ok(event)
+        Ok(self.rewrite_and_record(
+            &path,
+            Action::CompareAndSwap,
+            value,
+            expire_at,
+            refresh,
+            fired,
+        ))
     }
 
     /// Removes an existing node with a delete-like event (delete, compareAndDelete, expire).
