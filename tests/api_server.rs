@@ -243,3 +243,92 @@ fn a_parked_watch_whose_client_disconnects_is_unregistered() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The WAL sync count from `/metrics` (`etcd_disk_wal_fsync_duration_seconds_count`).
+fn wal_sync_count(addr: std::net::SocketAddr) -> u64 {
+    let reply = get(addr, "/metrics");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix("etcd_disk_wal_fsync_duration_seconds_count "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no WAL sync count in /metrics:\n{}", reply.body))
+}
+
+/// Regression: a write used to hold its worker until it was applied, so with one worker every
+/// write was proposed, synced and answered alone (one WAL sync per write). A write now waits
+/// for Raft on no worker: concurrent writes through a single worker share syncs.
+#[test]
+fn concurrent_writes_through_one_worker_share_wal_syncs() {
+    const WRITERS: usize = 24;
+    const WRITES_EACH: usize = 25;
+    let server = start(&["--max-client-workers", "1"]);
+    let syncs_before = wal_sync_count(server.addr);
+    let addr = server.addr;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            std::thread::spawn(move || {
+                for n in 0..WRITES_EACH {
+                    let reply = put(addr, &format!("/v2/keys/batch/{writer}-{n}"), "value=v");
+                    assert_eq!(reply.status, 201, "{}", reply.body);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer thread");
+    }
+    let writes = (WRITERS * WRITES_EACH) as u64;
+    let syncs = wal_sync_count(server.addr) - syncs_before;
+    let listing = get(server.addr, "/v2/keys/batch");
+    assert_eq!(
+        listing.body.matches("\"key\":\"/batch/").count(),
+        WRITERS * WRITES_EACH,
+        "every write is in the store"
+    );
+    assert!(
+        syncs * 2 <= writes,
+        "{writes} concurrent writes through one worker took {syncs} WAL syncs: writes are not \
+         batched (is a worker waiting for each write to apply?)"
+    );
+}
+
+/// A request pipelined behind a parked watch on the same connection runs only after the watch
+/// has answered, as Go's server runs a connection's requests one after another: its write is
+/// applied after the event that ended the watch, and its response follows the watch's.
+#[test]
+fn a_request_pipelined_behind_a_watch_runs_after_the_watch_ends() {
+    let server = start(&["--max-client-workers", "2"]);
+    let mut stream = connect(server.addr);
+    let form = "value=after";
+    let pipelined = format!(
+        "GET /v2/keys/pw/k?wait=true HTTP/1.1\r\nHost: t\r\n\r\n\
+         PUT /v2/keys/pw/other HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    stream.write_all(pipelined.as_bytes()).unwrap();
+    // Let both requests reach the server before the watched key is written.
+    std::thread::sleep(Duration::from_millis(300));
+    let fired = put(server.addr, "/v2/keys/pw/k", "value=fire");
+    assert_eq!(fired.status, 201, "{}", fired.body);
+    let fired_index: u64 = fired.header("X-Etcd-Index").unwrap().parse().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let event = read_chunk(&mut reader).expect("the watch's event");
+    assert!(event.contains("\"value\":\"fire\""), "{event}");
+    assert_eq!(read_chunk(&mut reader), None);
+    let (status, head) = read_head(&mut reader);
+    assert_eq!(status, 201, "{head}");
+    let index: u64 = head
+        .lines()
+        .find_map(|line| line.strip_prefix("X-Etcd-Index: "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("X-Etcd-Index");
+    assert!(
+        index > fired_index,
+        "the pipelined PUT was applied at {index}, before the write that ended the watch \
+         ({fired_index})"
+    );
+}

@@ -313,6 +313,12 @@ pub fn metrics(node: &Node) -> Reply {
         node.raft_index(),
     );
     drop(store);
+    let mut body = body;
+    node.wal_sync_latency.render_prometheus(
+        "etcd_disk_wal_fsync_duration_seconds",
+        "The latency of the WAL's syncs (msync of the written range), one per batch of entries.",
+        &mut body,
+    );
     Reply::new(200, "text/plain; version=0.0.4", body)
 }
 

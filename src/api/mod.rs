@@ -9,7 +9,9 @@
 //!
 //! Bounds: a fixed pool of worker threads takes requests (`--max-client-workers`), form bodies
 //! are refused over `--max-request-bytes` (etcd's 10 MiB), and parked watches hold no worker
-//! (`--max-parked-watches`).
+//! (`--max-parked-watches`). Writes and `quorum=true` reads hold no worker either while Raft
+//! works on them: the Raft loop completes them and a fixed pool of responder threads writes
+//! their answers ([`responders`]).
 
 pub mod auth;
 pub mod cluster;
@@ -21,5 +23,6 @@ pub mod json;
 pub mod keys;
 pub mod proxy;
 pub mod render;
+pub mod responders;
 pub mod sequencer;
 pub mod server;

@@ -28,6 +28,9 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a forwarded non-watch request may take to answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BODY_BYTES: u64 = 10 << 20;
+/// Workers a proxy starts at least, whatever `--max-client-workers` says: a forwarded request
+/// holds its worker until the member answers.
+const PROXY_MIN_WORKERS: usize = 64;
 
 /// A running proxy.
 pub struct Proxy {
@@ -130,7 +133,8 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         .map_err(|e| e.to_string())?;
     let server = Arc::new(server);
     crate::api::server::spawn_pool_nudger(&server, local_addr);
-    for n in 0..config.max_client_workers.max(1) {
+    // Each forwarded request holds its worker for the round trip to the member.
+    for n in 0..config.max_client_workers.max(PROXY_MIN_WORKERS) {
         let server = server.clone();
         let proxy = proxy.clone();
         std::thread::Builder::new()

@@ -9,13 +9,19 @@
 //! under the same lock as the receive so tickets follow arrival order, and runs the request
 //! only after every earlier ticket of that connection is finished.
 //!
-//! Progress: the holder of the oldest unfinished ticket of a connection never waits, so a
-//! connection's requests always advance; a parked watch finishes its ticket when its worker
-//! returns (later requests on that connection then wait in tiny_http's ordered writer, as
-//! they would behind a long poll in Go).
+//! A request's turn lasts until its response is written, not until its worker returns: a
+//! write handed to the Raft loop finishes its turn on the responder that writes its answer
+//! ([`super::responders`]), so a GET pipelined behind a PUT reads the PUT; a parked watch
+//! finishes its turn when its response ends, so later requests on that connection wait
+//! until then, as they do behind a long poll in Go.
+//!
+//! Progress: the holder of the oldest unfinished ticket of a connection never waits, and each
+//! turn ends when its response is written (or, for a watch, ends), so a connection's requests
+//! always advance.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -113,11 +119,13 @@ impl ConnectionSequencer {
     }
 
     /// Waits for `ticket`'s turn and returns a guard that finishes it when dropped (also when
-    /// the request handler panics, so the connection's later requests are not stuck).
-    pub fn run_in_turn(&self, ticket: Ticket) -> TurnGuard<'_> {
+    /// the request handler panics, so the connection's later requests are not stuck). The
+    /// guard travels with the request: a write hands it to its responder, a watch to the
+    /// writer of its response.
+    pub fn run_in_turn(self: &Arc<Self>, ticket: Ticket) -> TurnGuard {
         self.wait_turn(&ticket);
         TurnGuard {
-            sequencer: self,
+            sequencer: self.clone(),
             ticket: Some(ticket),
         }
     }
@@ -129,13 +137,13 @@ impl ConnectionSequencer {
 }
 
 /// A request running in its turn; dropping it finishes the turn.
-pub struct TurnGuard<'a> {
-    sequencer: &'a ConnectionSequencer,
+pub struct TurnGuard {
+    sequencer: Arc<ConnectionSequencer>,
     /// Invariant: `Some` until dropped.
     ticket: Option<Ticket>,
 }
 
-impl Drop for TurnGuard<'_> {
+impl Drop for TurnGuard {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.sequencer.finish(ticket);
@@ -147,7 +155,6 @@ impl Drop for TurnGuard<'_> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     fn address(port: u16) -> Option<SocketAddr> {
         Some(SocketAddr::from(([127, 0, 0, 1], port)))
@@ -195,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_panicking_handler_still_finishes_its_turn() {
-        let sequencer = ConnectionSequencer::new();
+        let sequencer = Arc::new(ConnectionSequencer::new());
         let first = sequencer.ticket(address(1000));
         let second = sequencer.ticket(address(1000));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

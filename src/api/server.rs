@@ -14,9 +14,11 @@ use crate::api::form::{parse_go_bool, unescape, Form};
 use crate::api::http::{escape_path, http_date, mux_clean_path, status_text, Reply};
 use crate::api::keys::{parse_key_request, KeyOp};
 use crate::api::render::{error_json, event_json};
+use crate::api::responders::Responders;
+use crate::api::sequencer::TurnGuard;
 use crate::api::{auth, cluster};
 use crate::node::watch::WatchSink;
-use crate::node::{ids::format_id, now_unix_nanos, Node};
+use crate::node::{ids::format_id, now_unix_nanos, Completion, Node};
 use crate::store::{ErrorCode, Event, V2Error, WatchStart};
 
 /// A running client listener.
@@ -74,11 +76,13 @@ pub fn serve(
     // (diff scenario pipelined-requests-on-one-connection).
     let receive_lock = Arc::new(parking_lot::Mutex::new(()));
     let sequencer = Arc::new(super::sequencer::ConnectionSequencer::new());
+    let responders = Responders::start(responder_threads(workers));
     for n in 0..workers.max(1) {
         let server = server.clone();
         let node = node.clone();
         let receive_lock = receive_lock.clone();
         let sequencer = sequencer.clone();
+        let responders = responders.clone();
         std::thread::Builder::new()
             .name(format!("client-worker-{n}"))
             .spawn(move || loop {
@@ -88,12 +92,31 @@ pub fn serve(
                     let ticket = sequencer.ticket(request.remote_addr().copied());
                     (request, ticket)
                 };
-                let _turn = sequencer.run_in_turn(ticket);
-                handle(&node, request);
+                let turn = sequencer.run_in_turn(ticket);
+                let context = Context {
+                    node: &node,
+                    responders: &responders,
+                    turn,
+                };
+                handle(context, request);
             })
             .expect("spawning a client worker");
     }
     Ok(ClientServer { server, local_addr })
+}
+
+/// Responder threads for `workers` workers: writes and quorum reads are answered there.
+fn responder_threads(workers: usize) -> usize {
+    workers.div_ceil(2).clamp(1, 8)
+}
+
+/// What a request's handler works with.
+struct Context<'a> {
+    node: &'a Arc<Node>,
+    responders: &'a Responders,
+    /// This request's place in its connection's order; finished when it is dropped, so it
+    /// goes with the request wherever its response is written.
+    turn: TurnGuard,
 }
 
 /// How often the connection pool is nudged (see [`spawn_pool_nudger`]).
@@ -194,7 +217,8 @@ fn respond(request: Request, reply: Reply, cors: Vec<(&'static str, String)>) {
     let _ = writer.write_all(&out).and_then(|_| writer.flush());
 }
 
-fn handle(node: &Node, mut request: Request) {
+fn handle(context: Context<'_>, mut request: Request) {
+    let node: &Node = context.node;
     let cors = cors_headers(node, &request);
     // Case-sensitive, as in Go: "get" is not GET (diff scenario bad-lowercase-method).
     let method = request.method().as_str().to_string();
@@ -248,7 +272,7 @@ fn handle(node: &Node, mut request: Request) {
     let reply = match path.as_str() {
         p if p == "/v2/keys" || p.starts_with("/v2/keys/") => {
             let after_keys = p["/v2/keys".len()..].to_string();
-            return keys(node, request, &method, &after_keys, &raw_query, cors);
+            return keys(context, request, &method, &after_keys, &raw_query, cors);
         }
         p if p.starts_with("/v2/auth/") => auth::serve(node, &mut request, &method, p),
         p if p == "/v2/members" || p.starts_with("/v2/members/") => 'members: {
@@ -406,13 +430,14 @@ fn key_event(node: &Node, event: &Event, raft_index: u64, raft_term: u64, no_val
 }
 
 fn keys(
-    node: &Node,
+    context: Context<'_>,
     mut request: Request,
     method: &str,
     after_keys: &str,
     raw_query: &str,
     cors: Vec<(&'static str, String)>,
 ) {
+    let node: &Node = context.node;
     // after_keys is "/a/b" for /v2/keys/a/b and "" for /v2/keys itself; below is "a/b".
     let below = after_keys.strip_prefix('/').unwrap_or("");
     if !matches!(method, "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
@@ -452,47 +477,127 @@ fn keys(
             sorted,
             quorum,
         } => {
-            let (raft_index, raft_term) = if quorum {
-                match node.barrier() {
-                    Ok(applied) => (applied.raft_index, applied.raft_term),
-                    Err(e) => return respond(request, key_error(node, &e.to_v2_error()), cors),
-                }
-            } else {
-                (node.raft_index(), node.raft_term())
-            };
-            let result = node.store.read().get(&key, recursive, sorted);
-            match result {
-                Ok(event) => key_event(node, &event, raft_index, raft_term, false),
-                Err(error) => key_error(node, &error),
+            if quorum {
+                // Answered by a responder once the read point is applied (no worker waits).
+                let answer =
+                    in_responder(context, request, cors, move |node, outcome| match outcome {
+                        Ok(applied) => read_reply(
+                            node,
+                            &key,
+                            recursive,
+                            sorted,
+                            (applied.raft_index, applied.raft_term),
+                        ),
+                        Err(e) => key_error(node, &e.to_v2_error()),
+                    });
+                let deadline = std::time::Instant::now() + crate::node::PROPOSAL_TIMEOUT;
+                return node.read_barrier_then(answer, deadline);
             }
+            let raft_position = (node.raft_index(), node.raft_term());
+            read_reply(node, &key, recursive, sorted, raft_position)
         }
         KeyOp::Write {
             command,
             no_value_on_success,
-        } => match node.propose(command) {
-            Ok(applied) => match applied.outcome {
-                Ok(Some(event)) => key_event(
-                    node,
-                    &event,
-                    applied.raft_index,
-                    applied.raft_term,
-                    no_value_on_success,
-                ),
-                Ok(None) => panic!("a client write was applied without an event"),
-                Err(error) => key_error(node, &error),
-            },
-            Err(e) => key_error(node, &e.to_v2_error()),
-        },
+        } => {
+            // Answered by a responder once applied (no worker waits for replication and sync).
+            let answer = in_responder(context, request, cors, move |node, outcome| match outcome {
+                Ok(applied) => match applied.outcome {
+                    Ok(Some(event)) => key_event(
+                        node,
+                        &event,
+                        applied.raft_index,
+                        applied.raft_term,
+                        no_value_on_success,
+                    ),
+                    Ok(None) => panic!("a client write was applied without an event"),
+                    Err(error) => key_error(node, &error),
+                },
+                Err(e) => key_error(node, &e.to_v2_error()),
+            });
+            return node.propose_then(command, answer);
+        }
         KeyOp::Watch {
             key,
             recursive,
             stream,
             since_index,
         } => {
-            return watch(node, request, &key, recursive, stream, since_index, cors);
+            let watch_request = WatchRequest {
+                key: &key,
+                recursive,
+                stream,
+                since_index,
+            };
+            return watch(context, request, watch_request, cors);
         }
     };
     respond(request, reply, cors)
+}
+
+/// A GET's answer from the local store at the given Raft position.
+fn read_reply(
+    node: &Node,
+    key: &str,
+    recursive: bool,
+    sorted: bool,
+    (raft_index, raft_term): (u64, u64),
+) -> Reply {
+    let result = node.store.read().get(key, recursive, sorted);
+    match result {
+        Ok(event) => key_event(node, &event, raft_index, raft_term, false),
+        Err(error) => key_error(node, &error),
+    }
+}
+
+/// A completion that, when the Raft loop answers, has a responder build the reply with
+/// `reply_for` and write it; the request's turn ends after the write.
+fn in_responder(
+    context: Context<'_>,
+    request: Request,
+    cors: Vec<(&'static str, String)>,
+    reply_for: impl FnOnce(&Node, crate::node::completion::Outcome) -> Reply + Send + 'static,
+) -> Completion {
+    let node = context.node.clone();
+    let responders = context.responders.clone();
+    let turn = context.turn;
+    Completion::callback(move |outcome| {
+        responders.queue(Box::new(move || {
+            let reply = reply_for(&node, outcome);
+            respond(request, reply, cors);
+            drop(turn);
+        }))
+    })
+}
+
+/// A response writer that holds its request's turn until the response ends: the inner writer
+/// is dropped first (tiny_http then lets the connection's next response through), then the
+/// turn, which lets the connection's next request run.
+struct TurnHoldingWriter {
+    inner: Box<dyn std::io::Write + Send>,
+    _turn: TurnGuard,
+}
+
+impl std::io::Write for TurnHoldingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(bytes)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A watch's parameters.
+struct WatchRequest<'a> {
+    key: &'a str,
+    recursive: bool,
+    stream: bool,
+    since_index: u64,
 }
 
 fn watch_head(node: &Node, etcd_index: u64, cors: &[(&'static str, String)]) -> Vec<u8> {
@@ -514,14 +619,25 @@ fn watch_head(node: &Node, etcd_index: u64, cors: &[(&'static str, String)]) -> 
 }
 
 fn watch(
-    node: &Node,
+    context: Context<'_>,
     request: Request,
-    key: &str,
-    recursive: bool,
-    stream: bool,
-    since_index: u64,
+    watch_request: WatchRequest<'_>,
     cors: Vec<(&'static str, String)>,
 ) {
+    let node: &Node = context.node;
+    let WatchRequest {
+        key,
+        recursive,
+        stream,
+        since_index,
+    } = watch_request;
+    let turn = context.turn;
+    let writer = |request: Request| -> Box<dyn std::io::Write + Send> {
+        Box::new(TurnHoldingWriter {
+            inner: request.into_writer(),
+            _turn: turn,
+        })
+    };
     if node.watches.check_capacity().is_err() {
         let error = V2Error::new(
             ErrorCode::RaftInternal,
@@ -549,26 +665,14 @@ fn watch(
             // left open, as on etcd (the watcher is never registered for live events); the hub
             // keeps such responses as inert sinks and closes the oldest when it needs room.
             let head = watch_head(node, current_index, &cors);
-            let sink = Arc::new(WatchSink::new(
-                id,
-                stream,
-                request.into_writer(),
-                head,
-                client,
-            ));
+            let sink = Arc::new(WatchSink::new(id, stream, writer(request), head, client));
             let body = event_json(&event, now_unix_nanos(), false).into_bytes();
             node.watches.park(sink);
             node.watches.fire(vec![(id, body)]);
         }
         Ok(WatchStart::Parked { registered_index }) => {
             let head = watch_head(node, registered_index, &cors);
-            let sink = Arc::new(WatchSink::new(
-                id,
-                stream,
-                request.into_writer(),
-                head,
-                client,
-            ));
+            let sink = Arc::new(WatchSink::new(id, stream, writer(request), head, client));
             node.watches.park(sink.clone());
             drop(store);
             let _ = sink.send_head();

@@ -115,7 +115,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("heartbeat-interval", "100"),
     ("election-timeout", "1000"),
     ("cors", ""),
-    ("max-client-workers", "128"),
+    ("max-client-workers", "16"),
     ("max-parked-watches", "10000"),
     ("max-request-bytes", "10485760"),
     ("proxy", "off"),

@@ -3,17 +3,20 @@
 //! One thread, the Raft loop (`raft_loop`), owns ordering: client workers hand it proposals
 //! and reads over a bounded channel; it runs the Raft core, persists each Ready to the WAL with
 //! one sync (group commit), sends to peers, applies committed entries to the store under its
-//! write lock and answers each client once its entry is applied. Reads take the store's read
-//! lock on the worker thread; `quorum=true` reads go through ReadIndex first. Parked watches
-//! hold no worker: they wait in the [`watch::WatchHub`] and are answered by delivery threads
-//! fed from the apply step. The leader proposes `Sync{now}` every 500 ms while the store holds
-//! TTLs, so expiry is a replicated command and never a clock read inside the store.
+//! write lock and answers each client once its entry is applied, through a [`Completion`] (the
+//! client API's completions queue the response for a responder thread, so no worker waits for
+//! Raft). Reads take the store's read lock on the worker thread; `quorum=true` reads go
+//! through ReadIndex first. Parked watches hold no worker: they wait in the
+//! [`watch::WatchHub`] and are answered by delivery threads fed from the apply step. The
+//! leader proposes `Sync{now}` every 500 ms while the store holds TTLs, so expiry is a
+//! replicated command and never a clock read inside the store.
 //!
 //! A single member is a cluster of one: the same loop, the same WAL, no peers.
 
 pub mod apply;
 pub mod boot;
 pub mod closed;
+pub mod completion;
 pub mod config;
 pub mod envelope;
 pub mod ids;
@@ -27,6 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
+
+pub use completion::Completion;
 use parking_lot::RwLock;
 
 use crate::node::envelope::Payload;
@@ -101,17 +106,17 @@ pub(crate) enum LoopRequest {
     Propose {
         payload: Payload,
         request_id: u64,
-        reply: Option<Sender<Applied>>,
+        reply: Option<Completion>,
         deadline: Instant,
     },
     Read {
         request_id: u64,
-        reply: Sender<Applied>,
+        reply: Completion,
         deadline: Instant,
     },
     ConfChange {
         change: ConfChange,
-        reply: Sender<Applied>,
+        reply: Completion,
         deadline: Instant,
     },
     TransferLeadership {
@@ -189,6 +194,8 @@ pub struct Node {
     pub transport: Option<Arc<crate::transport::Transport>>,
     /// Follower latencies (while leader) and append counters, kept by the Raft loop.
     pub peer_stats: parking_lot::Mutex<stats::PeerStats>,
+    /// Latency of every WAL sync the Raft loop made (one per Ready that must be durable).
+    pub wal_sync_latency: stats::SyncHistogram,
 }
 
 impl Node {
@@ -323,6 +330,7 @@ impl Node {
             start_time_unix_nanos: now,
             transport: Some(transport.clone()),
             peer_stats: parking_lot::Mutex::new(stats::PeerStats::default()),
+            wal_sync_latency: stats::SyncHistogram::default(),
         });
         let durable = raft_loop::Durable {
             lock,
@@ -359,24 +367,15 @@ impl Node {
 
     fn wait(
         &self,
-        answer: crossbeam_channel::Receiver<Applied>,
+        answer: crossbeam_channel::Receiver<completion::Outcome>,
         deadline: Instant,
     ) -> Result<Applied, ProposeError> {
         let left = deadline.saturating_duration_since(Instant::now());
-        answer.recv_timeout(left).map_err(|e| match e {
-            RecvTimeoutError::Timeout => ProposeError::TimedOut,
-            RecvTimeoutError::Disconnected => ProposeError::Stopped,
-        })
-    }
-
-    fn submit(&self, request: LoopRequest, deadline: Instant) -> Result<(), ProposeError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.requests
-            .send_timeout(request, left)
-            .map_err(|e| match e {
-                crossbeam_channel::SendTimeoutError::Timeout(_) => ProposeError::TimedOut,
-                crossbeam_channel::SendTimeoutError::Disconnected(_) => ProposeError::Stopped,
-            })
+        match answer.recv_timeout(left) {
+            Ok(outcome) => outcome,
+            Err(RecvTimeoutError::Timeout) => Err(ProposeError::TimedOut),
+            Err(RecvTimeoutError::Disconnected) => Err(ProposeError::Stopped),
+        }
     }
 
     fn check_writable(&self) -> Result<(), ProposeError> {
@@ -392,37 +391,71 @@ impl Node {
     }
 
     pub(crate) fn propose_payload(&self, payload: Payload) -> Result<Applied, ProposeError> {
-        self.check_writable()?;
         let deadline = Instant::now() + PROPOSAL_TIMEOUT;
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        let request_id = self.next_request_id();
-        self.submit(
-            LoopRequest::Propose {
-                payload,
-                request_id,
-                reply: Some(reply),
-                deadline,
-            },
-            deadline,
-        )?;
+        let (reply, answer) = Completion::channel();
+        self.propose_payload_then(payload, reply, deadline);
         self.wait(answer, deadline)
+    }
+
+    /// Proposes a store command and returns at once; `reply` is completed (exactly once) when
+    /// the command is applied on this member, refused, or timed out.
+    pub fn propose_then(&self, command: Command, reply: Completion) {
+        let deadline = Instant::now() + PROPOSAL_TIMEOUT;
+        self.propose_payload_then(Payload::Command(command), reply, deadline);
+    }
+
+    fn propose_payload_then(&self, payload: Payload, reply: Completion, deadline: Instant) {
+        if let Err(error) = self.check_writable() {
+            return reply.complete(Err(error));
+        }
+        let request_id = self.next_request_id();
+        let request = LoopRequest::Propose {
+            payload,
+            request_id,
+            reply: Some(reply),
+            deadline,
+        };
+        self.submit_or_complete(request, deadline);
+    }
+
+    /// Hands `request` to the Raft loop; if the queue stays full until `deadline` or the loop
+    /// has stopped, completes the request's reply with that error instead.
+    fn submit_or_complete(&self, request: LoopRequest, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (request, error) = match self.requests.send_timeout(request, left) {
+            Ok(()) => return,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(r)) => (r, ProposeError::TimedOut),
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(r)) => (r, ProposeError::Stopped),
+        };
+        match request {
+            LoopRequest::Propose {
+                reply: Some(reply), ..
+            }
+            | LoopRequest::Read { reply, .. }
+            | LoopRequest::ConfChange { reply, .. } => reply.complete(Err(error)),
+            _ => {}
+        }
     }
 
     /// A linearizable read point: returns once this member has applied everything committed
     /// when the leader confirmed its leadership (ReadIndex).
     pub fn read_barrier(&self, timeout: Duration) -> Result<Applied, ProposeError> {
         let deadline = Instant::now() + timeout;
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        let request_id = self.next_request_id();
-        self.submit(
-            LoopRequest::Read {
-                request_id,
-                reply,
-                deadline,
-            },
-            deadline,
-        )?;
+        let (reply, answer) = Completion::channel();
+        self.read_barrier_then(reply, deadline);
         self.wait(answer, deadline)
+    }
+
+    /// [`Node::read_barrier`] without waiting: `reply` is completed once the read point is
+    /// reached (or with the error that prevented it).
+    pub fn read_barrier_then(&self, reply: Completion, deadline: Instant) {
+        let request_id = self.next_request_id();
+        let request = LoopRequest::Read {
+            request_id,
+            reply,
+            deadline,
+        };
+        self.submit_or_complete(request, deadline);
     }
 
     /// [`Node::read_barrier`] with the proposal timeout.
@@ -477,15 +510,15 @@ impl Node {
     fn change_membership(&self, change: ConfChange) -> Result<Applied, ProposeError> {
         self.check_writable()?;
         let deadline = Instant::now() + PROPOSAL_TIMEOUT;
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.submit(
+        let (reply, answer) = Completion::channel();
+        self.submit_or_complete(
             LoopRequest::ConfChange {
                 change,
                 reply,
                 deadline,
             },
             deadline,
-        )?;
+        );
         let applied = self.wait(answer, deadline)?;
         if let Err(error) = &applied.outcome {
             return Err(ProposeError::Rejected(error.cause.clone()));

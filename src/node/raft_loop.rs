@@ -22,7 +22,8 @@ use crate::node::apply;
 use crate::node::boot::to_wal_entry;
 use crate::node::envelope::{ClusterState, Envelope, Payload};
 use crate::node::{
-    now_unix_nanos, Applied, LoopRequest, Member, Node, NodeStatus, ProposeError, SYNC_INTERVAL,
+    now_unix_nanos, Applied, Completion, LoopRequest, Member, Node, NodeStatus, ProposeError,
+    SYNC_INTERVAL,
 };
 use crate::raft::codec::{decode_message, encode_message};
 use crate::raft::message::{Entry, MessageKind};
@@ -47,7 +48,7 @@ const PUBLISH_RETRY: Duration = Duration::from_secs(2);
 type StoreOutcome = Result<Option<crate::store::Event>, crate::store::V2Error>;
 
 struct Waiter {
-    reply: Sender<Applied>,
+    reply: Completion,
     deadline: Instant,
 }
 
@@ -287,9 +288,8 @@ impl RaftLoop {
                     .insert(change.node_id, Waiter { reply, deadline });
                 if let Err(error) = self.raw.propose_conf_change(change) {
                     if let Some(waiter) = self.conf_waiters.remove(&change.node_id) {
-                        let _ = waiter
-                            .reply
-                            .send(self.failed(ProposeError::Rejected(format!("{error:?}"))));
+                        let failed = self.failed(ProposeError::Rejected(format!("{error:?}")));
+                        waiter.reply.complete(Ok(failed));
                     }
                 }
             }
@@ -401,10 +401,16 @@ impl RaftLoop {
         }
         self.stalled.retain(|(_, deadline)| *deadline > now);
         self.stalled_reads.retain(|(_, deadline)| *deadline > now);
-        self.waiters.retain(|_, w| w.deadline > now);
-        self.conf_waiters.retain(|_, w| w.deadline > now);
-        self.pending_reads.retain(|_, w| w.deadline > now);
-        self.confirmed_reads.retain(|(_, w)| w.deadline > now);
+        time_out(&mut self.waiters, now);
+        time_out(&mut self.conf_waiters, now);
+        time_out(&mut self.pending_reads, now);
+        let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed_reads)
+            .into_iter()
+            .partition(|(_, w)| w.deadline <= now);
+        self.confirmed_reads = live;
+        for (_, waiter) in expired {
+            waiter.reply.complete(Err(ProposeError::TimedOut));
+        }
 
         let is_leader = self.raw.raft.role == Role::Leader;
         // Publish this member's name and client URLs once per start.
@@ -588,7 +594,9 @@ impl RaftLoop {
             })?;
         }
         if ready.must_sync || ready.snapshot.is_some() {
+            let started = Instant::now();
             self.wal.sync()?;
+            self.node.wal_sync_latency.observe(started.elapsed());
         }
         Ok(())
     }
@@ -668,7 +676,7 @@ impl RaftLoop {
             return;
         }
         let mut fired = Vec::new();
-        let mut replies: Vec<(Sender<Applied>, StoreOutcome, u64)> = Vec::new();
+        let mut replies: Vec<(Completion, StoreOutcome, u64)> = Vec::new();
         let mut members_changed = false;
         {
             let mut store = self.node.store.write();
@@ -722,11 +730,11 @@ impl RaftLoop {
         self.publish_status();
         let term = self.raw.raft.term;
         for (reply, outcome, index) in replies {
-            let _ = reply.send(Applied {
+            reply.complete(Ok(Applied {
                 outcome,
                 raft_index: index,
                 raft_term: term,
-            });
+            }));
         }
         if !fired.is_empty() {
             let now = now_unix_nanos();
@@ -751,11 +759,11 @@ impl RaftLoop {
             .partition(|(index, _)| *index <= applied);
         self.confirmed_reads = waiting;
         for (_, waiter) in ready {
-            let _ = waiter.reply.send(Applied {
+            waiter.reply.complete(Ok(Applied {
                 outcome: Ok(None),
                 raft_index: applied,
                 raft_term: term,
-            });
+            }));
         }
     }
 
@@ -843,5 +851,20 @@ fn return_freed_memory() {
     // SAFETY: malloc_trim only releases free heap pages; it is thread-safe.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Completes every waiter of `waiters` whose deadline has passed with
+/// [`ProposeError::TimedOut`] and forgets it.
+fn time_out<K: Ord + Copy>(waiters: &mut BTreeMap<K, Waiter>, now: Instant) {
+    let expired: Vec<K> = waiters
+        .iter()
+        .filter(|(_, w)| w.deadline <= now)
+        .map(|(key, _)| *key)
+        .collect();
+    for key in expired {
+        if let Some(waiter) = waiters.remove(&key) {
+            waiter.reply.complete(Err(ProposeError::TimedOut));
+        }
     }
 }

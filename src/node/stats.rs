@@ -1,13 +1,67 @@
 //! Leader and server statistics for `/v2/stats/leader` and `/v2/stats/self`, computed the way
 //! etcd computes them: per follower, the round-trip latency of heartbeats and appends (current,
 //! average, standard deviation, minimum, maximum, in milliseconds) and counts of successful and
-//! failed exchanges; per member, the append requests sent and received.
+//! failed exchanges; per member, the append requests sent and received; the WAL's sync
+//! latencies for `/metrics`.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::api::json::push_string;
 use crate::node::ids::format_id;
+
+/// Upper bounds of the WAL sync latency buckets, in microseconds: etcd's
+/// `etcd_disk_wal_fsync_duration_seconds` buckets (1 ms doubling up to 8.192 s).
+pub const SYNC_BUCKET_BOUNDS_US: [u64; 14] = [
+    1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000, 1_024_000,
+    2_048_000, 4_096_000, 8_192_000,
+];
+
+/// A latency histogram the Raft loop writes and `/metrics` reads without a lock.
+#[derive(Debug, Default)]
+pub struct SyncHistogram {
+    /// Invariant: `bucket_counts[i]` counts observations <= `SYNC_BUCKET_BOUNDS_US[i]` and
+    /// > the previous bound (not cumulative; `/metrics` sums them up).
+    bucket_counts: [AtomicU64; SYNC_BUCKET_BOUNDS_US.len()],
+    /// Observations above the last bound.
+    overflow_count: AtomicU64,
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl SyncHistogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        match SYNC_BUCKET_BOUNDS_US
+            .iter()
+            .position(|bound| elapsed_us <= *bound)
+        {
+            Some(bucket) => self.bucket_counts[bucket].fetch_add(1, Ordering::Relaxed),
+            None => self.overflow_count.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum_us.fetch_add(elapsed_us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Appends the Prometheus text form of the histogram named `name` to `out`.
+    pub fn render_prometheus(&self, name: &str, help: &str, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0u64;
+        for (bound_us, count) in SYNC_BUCKET_BOUNDS_US.iter().zip(&self.bucket_counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = *bound_us as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += self.overflow_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum_seconds = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum_seconds}");
+        let _ = writeln!(out, "{name}_count {}", self.count.load(Ordering::Relaxed));
+    }
+}
 
 /// Latency and counts for one follower, as the leader sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,5 +244,35 @@ mod tests {
         );
         assert_eq!(parsed["followers"]["3"]["counts"]["success"], 0);
         assert_eq!(peers.send_append_requests, 1);
+    }
+
+    #[test]
+    fn sync_histogram_renders_cumulative_buckets_sum_and_count() {
+        let histogram = SyncHistogram::default();
+        histogram.observe(Duration::from_micros(150));
+        histogram.observe(Duration::from_micros(1_500));
+        histogram.observe(Duration::from_secs(20));
+        let mut out = String::new();
+        histogram.render_prometheus("wal_sync_seconds", "help text", &mut out);
+        assert!(out
+            .starts_with("# HELP wal_sync_seconds help text\n# TYPE wal_sync_seconds histogram\n"));
+        assert!(
+            out.contains("wal_sync_seconds_bucket{le=\"0.001\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("wal_sync_seconds_bucket{le=\"0.002\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("wal_sync_seconds_bucket{le=\"8.192\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("wal_sync_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
+        assert!(out.contains("wal_sync_seconds_sum 20.00165\n"), "{out}");
+        assert!(out.ends_with("wal_sync_seconds_count 3\n"), "{out}");
     }
 }
