@@ -5,7 +5,7 @@
 //! path is 200 with an empty body; every reply carries the CORS headers when the origin is
 //! allowed (by default: every origin).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use tiny_http::{Method, Request};
@@ -657,12 +657,22 @@ fn watch(
             drop(store);
             respond(request, key_error(node, &error), cors)
         }
+        Ok(WatchStart::Ready(event)) if !stream => {
+            let current_index = store.current_index();
+            drop(store);
+            // Satisfied from history (a watcher re-armed with waitIndex behind the writes):
+            // the head, the event and the end of the response in one write, from this worker.
+            let mut message = watch_head(node, current_index, &cors);
+            let body = event_json(&event, now_unix_nanos(), false);
+            crate::node::watch::push_chunk(&mut message, body.as_bytes(), true);
+            let mut out = writer(request);
+            let _ = out.write_all(&message).and_then(|_| out.flush());
+        }
         Ok(WatchStart::Ready(event)) => {
             let current_index = store.current_index();
             drop(store);
-            // Satisfied from history: the head and the one event at once. A stream watch
-            // answered from history gets that one event and then nothing more, its response
-            // left open, as on etcd (the watcher is never registered for live events); the hub
+            // A stream watch answered from history gets that one event and then nothing
+            // more, its response left open, as on etcd (the watcher is never registered for live events); the hub
             // keeps such responses as inert sinks and closes the oldest when it needs room.
             let head = watch_head(node, current_index, &cors);
             let sink = Arc::new(WatchSink::new(id, stream, writer(request), head, client));

@@ -13,12 +13,15 @@
 //! - [`compare`]: raftkv and etcd side by side, alternating, medians and ratios.
 //! - [`cluster`]: the same for 3-member clusters, to the leader and to a follower.
 //! - [`disk`]: the raw append + fdatasync latency of the disk, for context.
+//! - [`floor`]: null servers (tiny_http, std::net) that do no work, next to etcd: the ceiling
+//!   any server reaches on this machine with this load generator.
 //!
 //! It lives in the library (not only in the binary) so `tests/bench_smoke.rs` can drive it.
 
 pub mod cluster;
 pub mod compare;
 pub mod disk;
+pub mod floor;
 pub mod histogram;
 pub mod process;
 pub mod report;

@@ -3,7 +3,9 @@
 //! `raftkv-bench --endpoints URL[,URL…]` runs the workloads against any etcd v2 endpoints
 //! (raftkv or etcd; a cluster's leader or a follower) and prints throughput and latency
 //! percentiles per workload. `raftkv-bench compare` starts raftkv and etcd itself and prints
-//! them side by side. The work is done by [`raftkv::bench`].
+//! them side by side. `raftkv-bench floor` measures servers that do no work (tiny_http and
+//! std::net null servers) next to them: the ceiling for any server on this machine. The work
+//! is done by [`raftkv::bench`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 use raftkv::bench::compare::{run_compare, CompareSettings};
+use raftkv::bench::floor::{run_floor, FloorSettings};
 use raftkv::bench::process::find_program;
 use raftkv::bench::report::{fan_out_line, workload_line};
 use raftkv::bench::watch::{run_fan_out, FanOutSettings};
@@ -58,6 +61,35 @@ struct Cli {
 #[argh(subcommand)]
 enum Subcommand {
     Compare(CompareArgs),
+    Floor(FloorArgs),
+}
+
+/// Measure null servers (tiny_http, std::net; no work at all) next to raftkv and etcd: the
+/// highest rate any server reaches here with this load generator.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "floor")]
+struct FloorArgs {
+    /// the raftkv binary (default: `raftkv` next to this program)
+    #[argh(option)]
+    raftkv: Option<PathBuf>,
+    /// the etcd binary (default: `etcd` on PATH; ratios are skipped if absent)
+    #[argh(option, default = "String::from(\"etcd\")")]
+    etcd: String,
+    /// runs of each workload on each server
+    #[argh(option, default = "3")]
+    rounds: usize,
+    /// requests per workload run at most
+    #[argh(option, default = "40000")]
+    requests: u64,
+    /// seconds per workload run at most
+    #[argh(option, default = "3.0")]
+    time_limit_secs: f64,
+    /// keys preloaded for the get workload
+    #[argh(option, default = "10000")]
+    preload_keys: u64,
+    /// threads taking requests from the tiny_http null server's queue
+    #[argh(option, default = "4")]
+    tiny_http_workers: usize,
 }
 
 /// Start raftkv and etcd, run every workload on both alternately, print medians and ratios.
@@ -212,14 +244,15 @@ fn run(cli: &Cli) -> ExitCode {
     }
 }
 
-fn compare(args: &CompareArgs) -> ExitCode {
-    let raftkv = match &args.raftkv {
+/// The raftkv binary to start: `given`, or `raftkv` next to this program.
+fn raftkv_binary(given: &Option<PathBuf>) -> Result<PathBuf, ExitCode> {
+    let raftkv = match given {
         Some(path) => path.clone(),
         None => match std::env::current_exe() {
             Ok(exe) => exe.with_file_name("raftkv"),
             Err(error) => {
                 eprintln!("raftkv-bench: cannot locate this program ({error}); pass --raftkv");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         },
     };
@@ -228,8 +261,41 @@ fn compare(args: &CompareArgs) -> ExitCode {
             "raftkv-bench: no raftkv binary at {} (build it, or pass --raftkv PATH)",
             raftkv.display()
         );
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
+    Ok(raftkv)
+}
+
+fn floor(args: &FloorArgs) -> ExitCode {
+    let raftkv = match raftkv_binary(&args.raftkv) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
+    let settings = FloorSettings {
+        raftkv,
+        etcd: find_program(&args.etcd),
+        rounds: args.rounds.max(1),
+        max_requests: args.requests,
+        time_limit: seconds(args.time_limit_secs),
+        request_timeout: Duration::from_secs(10),
+        preload_keys: args.preload_keys,
+        start_limit: Duration::from_secs(60),
+        tiny_http_workers: args.tiny_http_workers,
+    };
+    match run_floor(&settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("raftkv-bench floor: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn compare(args: &CompareArgs) -> ExitCode {
+    let raftkv = match raftkv_binary(&args.raftkv) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
     let settings = CompareSettings {
         raftkv,
         etcd: find_program(&args.etcd),
@@ -258,6 +324,7 @@ fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     match &cli.command {
         Some(Subcommand::Compare(args)) => compare(args),
+        Some(Subcommand::Floor(args)) => floor(args),
         None => run(&cli),
     }
 }

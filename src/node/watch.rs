@@ -89,13 +89,7 @@ impl WatchSink {
             return Ok(());
         };
         let mut message = head;
-        message.reserve(body.len() + 16);
-        message.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
-        message.extend_from_slice(body);
-        message.extend_from_slice(b"\r\n");
-        if last {
-            message.extend_from_slice(b"0\r\n\r\n");
-        }
+        push_chunk(&mut message, body, last);
         writer.write_all(&message)?;
         writer.flush()?;
         if last {
@@ -113,6 +107,17 @@ impl WatchSink {
             }
         }
         state.writer = None;
+    }
+}
+
+/// Appends `body` to `message` as one HTTP chunk, and the terminating chunk when `last`.
+pub fn push_chunk(message: &mut Vec<u8>, body: &[u8], last: bool) {
+    message.reserve(body.len() + 16);
+    message.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+    message.extend_from_slice(body);
+    message.extend_from_slice(b"\r\n");
+    if last {
+        message.extend_from_slice(b"0\r\n\r\n");
     }
 }
 

@@ -1,0 +1,376 @@
+//! `raftkv-bench floor`: the most any server can score on this machine with this load
+//! generator, measured next to etcd in one run.
+//!
+//! Two null servers run in this process and answer every request with a fixed etcd-shaped
+//! response, doing no other work: one on tiny_http (the HTTP library the design card fixes:
+//! its accept thread, connection threads and request queue, answered by `workers` threads
+//! with one raw write each, as raftkv answers), one on std::net alone (a thread per
+//! connection reading through a buffer). The load generator shares the machine's cores with
+//! the server it measures, so a workload's rate against a null server is a ceiling for every
+//! real server; divided by etcd's rate it is the highest raftkv/etcd ratio reachable with that
+//! HTTP stack here. The workloads are the closed-loop `put c=64` and `get c=64` of
+//! [`crate::bench::workload`].
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bench::process::{ProcessError, ServerKind, ServerSpec, TempDir};
+use crate::bench::report::{median, ratio, table};
+use crate::bench::workload::{preload, run_workload, standard_workloads, RunSettings, Workload};
+
+/// The fixed answer of the null servers: a GET's body as etcd shapes it.
+const NULL_BODY: &str = "{\"action\":\"get\",\"node\":{\"key\":\"/bench/k\",\"value\":\"v\",\"modifiedIndex\":5,\"createdIndex\":5}}\n";
+
+/// Request heads larger than this end a null server's connection.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Request bodies larger than this end a null server's connection.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+fn null_response() -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Etcd-Index: 5\r\nContent-Length: {}\r\n\r\n{NULL_BODY}",
+        NULL_BODY.len()
+    )
+    .into_bytes()
+}
+
+/// A null server running in this process; stops serving new connections when dropped.
+pub struct NullServer {
+    pub address: SocketAddr,
+    stopping: Arc<AtomicBool>,
+    /// Keeps the tiny_http server alive (its threads end when it is dropped).
+    _tiny_http: Option<Arc<tiny_http::Server>>,
+}
+
+impl NullServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for NullServer {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(server) = &self._tiny_http {
+            server.unblock();
+        }
+        // Wake the std::net accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.address, Duration::from_millis(200));
+    }
+}
+
+/// A null server on tiny_http with `workers` threads taking requests from its queue.
+pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
+    let server =
+        tiny_http::Server::http("127.0.0.1:0").map_err(|e| std::io::Error::other(e.to_string()))?;
+    let address = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| std::io::Error::other("tiny_http listener is not IP"))?;
+    let server = Arc::new(server);
+    crate::api::server::spawn_pool_nudger(&server, address);
+    let stopping = Arc::new(AtomicBool::new(false));
+    for n in 0..workers.max(1) {
+        let server = server.clone();
+        let stopping = stopping.clone();
+        std::thread::Builder::new()
+            .name(format!("null-tiny-{n}"))
+            .spawn(move || {
+                let response = null_response();
+                while !stopping.load(Ordering::SeqCst) {
+                    let Ok(mut request) = server.recv() else {
+                        break;
+                    };
+                    let mut body = Vec::new();
+                    let _ = request
+                        .as_reader()
+                        .take(MAX_BODY_BYTES as u64)
+                        .read_to_end(&mut body);
+                    let mut writer = request.into_writer();
+                    let _ = writer.write_all(&response).and_then(|_| writer.flush());
+                }
+            })?;
+    }
+    Ok(NullServer {
+        address,
+        stopping,
+        _tiny_http: Some(server),
+    })
+}
+
+/// A null server on std::net: one thread per connection, requests read through a buffer.
+pub fn start_std_net_null() -> std::io::Result<NullServer> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let accept_stopping = stopping.clone();
+    std::thread::Builder::new()
+        .name("null-std-accept".into())
+        .spawn(move || {
+            for connection in listener.incoming() {
+                if accept_stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(connection) = connection else { continue };
+                let _ = std::thread::Builder::new()
+                    .name("null-std-conn".into())
+                    .spawn(move || serve_null_connection(connection));
+            }
+        })?;
+    Ok(NullServer {
+        address,
+        stopping,
+        _tiny_http: None,
+    })
+}
+
+/// Answers every request of one connection with the null response until it closes or sends
+/// something that is not a bounded HTTP/1.1 request.
+fn serve_null_connection(connection: TcpStream) {
+    let _ = connection.set_nodelay(true);
+    let Ok(mut writer) = connection.try_clone() else {
+        return;
+    };
+    let response = null_response();
+    let mut reader = BufReader::new(connection);
+    let mut line = Vec::new();
+    let mut body = Vec::new();
+    loop {
+        let mut content_length = 0usize;
+        let mut head_bytes = 0usize;
+        let mut first_line = true;
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head_bytes += n,
+            }
+            if head_bytes > MAX_HEAD_BYTES {
+                return;
+            }
+            if line == b"\r\n" || line == b"\n" {
+                if first_line {
+                    continue;
+                }
+                break;
+            }
+            first_line = false;
+            if let Some(value) = header_value(&line, b"content-length") {
+                match value.parse::<usize>() {
+                    Ok(length) if length <= MAX_BODY_BYTES => content_length = length,
+                    _ => return,
+                }
+            }
+        }
+        body.resize(content_length, 0);
+        if reader.read_exact(&mut body).is_err() || writer.write_all(&response).is_err() {
+            return;
+        }
+    }
+}
+
+/// The trimmed value of header `name` (lower case) if `line` is that header.
+fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let colon = line.iter().position(|b| *b == b':')?;
+    let (field, rest) = line.split_at(colon);
+    if !field.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    std::str::from_utf8(&rest[1..]).ok().map(str::trim)
+}
+
+/// What `floor` runs.
+#[derive(Debug, Clone)]
+pub struct FloorSettings {
+    pub raftkv: PathBuf,
+    /// None: the etcd rows and ratios are skipped.
+    pub etcd: Option<PathBuf>,
+    pub rounds: usize,
+    pub max_requests: u64,
+    pub time_limit: Duration,
+    pub request_timeout: Duration,
+    pub preload_keys: u64,
+    pub start_limit: Duration,
+    /// Threads taking requests from the tiny_http null server's queue.
+    pub tiny_http_workers: usize,
+}
+
+/// The put c=64 and get c=64 workloads.
+fn floor_workloads() -> Vec<Workload> {
+    standard_workloads()
+        .into_iter()
+        .filter(|w| w.name == "put c=64" || w.name == "get c=64")
+        .collect()
+}
+
+/// One server measured by `floor`.
+struct Target {
+    label: String,
+    settings: RunSettings,
+    /// Requests per second, per workload, one entry per round.
+    rates: Vec<Vec<f64>>,
+}
+
+/// Runs the floor measurement and prints a table of medians and ratios to etcd.
+pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
+    assert!(settings.rounds >= 1, "floor needs at least one round");
+    let workloads = floor_workloads();
+    let io_error = |what: &str, error: std::io::Error| ProcessError::Io {
+        path: PathBuf::from("127.0.0.1"),
+        reason: format!("{what}: {error}"),
+    };
+    let tiny = start_tiny_http_null(settings.tiny_http_workers)
+        .map_err(|e| io_error("starting the tiny_http null server", e))?;
+    let std_net =
+        start_std_net_null().map_err(|e| io_error("starting the std::net null server", e))?;
+    let mut servers = Vec::new();
+    let mut kinds = vec![(ServerKind::Raftkv, settings.raftkv.clone())];
+    if let Some(etcd) = &settings.etcd {
+        kinds.push((ServerKind::Etcd, etcd.clone()));
+    }
+    let mut targets = Vec::new();
+    for (kind, program) in kinds {
+        let data_dir = TempDir::new(kind.label())?;
+        let spec = ServerSpec::new(kind, program, data_dir.path.join("data"));
+        let mut server = spec.spawn()?;
+        server.wait_ready(settings.start_limit)?;
+        targets.push((kind.label().to_string(), spec.client_url()));
+        servers.push((server, data_dir));
+    }
+    targets.push((
+        format!("null tiny_http ({} workers)", settings.tiny_http_workers),
+        tiny.url(),
+    ));
+    targets.push(("null std::net".to_string(), std_net.url()));
+    let mut measured: Vec<Target> = Vec::new();
+    for (label, endpoint) in targets {
+        let key_prefix = crate::bench::unique_key_prefix();
+        let loaded = preload(
+            std::slice::from_ref(&endpoint),
+            &key_prefix,
+            settings.preload_keys,
+            64,
+            settings.request_timeout,
+        )
+        .unwrap_or_else(|error| {
+            println!("note: {label}: preload failed: {error}");
+            0
+        });
+        measured.push(Target {
+            label,
+            settings: RunSettings {
+                endpoints: vec![endpoint],
+                max_requests: settings.max_requests,
+                time_limit: settings.time_limit,
+                request_timeout: settings.request_timeout,
+                key_prefix,
+                preloaded_keys: loaded,
+            },
+            rates: vec![Vec::new(); workloads.len()],
+        });
+    }
+    for round in 0..settings.rounds {
+        println!("== round {} of {}", round + 1, settings.rounds);
+        for (index, workload) in workloads.iter().enumerate() {
+            for target in measured.iter_mut() {
+                let result = run_workload(workload, &target.settings);
+                println!(
+                    "{:<28} {}",
+                    target.label,
+                    crate::bench::report::workload_line(&result)
+                );
+                target.rates[index].push(result.throughput_per_second());
+            }
+        }
+    }
+    for (server, _data_dir) in servers {
+        server.stop();
+    }
+    print!(
+        "{}",
+        floor_table(&workloads, &measured, settings.etcd.is_some())
+    );
+    Ok(())
+}
+
+/// Medians per server and workload, and each as a multiple of etcd's (the second target).
+fn floor_table(workloads: &[Workload], measured: &[Target], has_etcd: bool) -> String {
+    let etcd_medians: Option<Vec<f64>> = has_etcd.then(|| {
+        measured[1]
+            .rates
+            .iter()
+            .map(|rates| median(rates))
+            .collect()
+    });
+    let mut header = vec!["server"];
+    let mut columns = Vec::new();
+    for workload in workloads {
+        columns.push(format!("{} /s", workload.name));
+        columns.push(format!("{} x etcd", workload.name));
+    }
+    header.extend(columns.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = measured
+        .iter()
+        .map(|target| {
+            let mut row = vec![target.label.clone()];
+            for (index, rates) in target.rates.iter().enumerate() {
+                let rate = median(rates);
+                row.push(format!("{rate:.0}"));
+                row.push(ratio(rate, etcd_medians.as_ref().map(|m| m[index])));
+            }
+            row
+        })
+        .collect();
+    format!(
+        "\n== medians (the null servers do no work: their rate is a ceiling for any server here)\n{}",
+        table(&header, &rows)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(address: SocketAddr, raw: &[u8], answers: usize) -> String {
+        let mut stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream.write_all(raw).expect("send");
+        let expected = null_response().len() * answers;
+        let mut received = vec![0u8; expected];
+        stream.read_exact(&mut received).expect("answers");
+        String::from_utf8(received).expect("utf-8")
+    }
+
+    #[test]
+    fn null_servers_answer_pipelined_requests_with_and_without_bodies() {
+        let raw = b"PUT /v2/keys/a HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\nvalue=1GET /v2/keys/a HTTP/1.1\r\nHost: t\r\n\r\n";
+        for server in [
+            start_tiny_http_null(2).expect("tiny_http null"),
+            start_std_net_null().expect("std::net null"),
+        ] {
+            let answers = exchange(server.address, raw, 2);
+            assert_eq!(
+                answers.matches("HTTP/1.1 200 OK\r\n").count(),
+                2,
+                "{answers}"
+            );
+            assert_eq!(answers.matches(NULL_BODY).count(), 2, "{answers}");
+        }
+    }
+
+    #[test]
+    fn header_values_are_found_case_insensitively() {
+        assert_eq!(
+            header_value(b"Content-LENGTH:  12 \r\n", b"content-length"),
+            Some("12")
+        );
+        assert_eq!(header_value(b"Host: t\r\n", b"content-length"), None);
+        assert_eq!(header_value(b"no colon\r\n", b"content-length"), None);
+    }
+}
