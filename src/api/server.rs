@@ -477,7 +477,7 @@ fn keys(
             sorted,
             quorum,
         } => {
-            if quorum {
+            if quorum && !node.serves_quorum_reads_locally() {
                 // Answered by a responder once the read point is applied (no worker waits).
                 let answer =
                     in_responder(context, request, cors, move |node, outcome| match outcome {

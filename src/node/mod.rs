@@ -574,4 +574,42 @@ impl Node {
     pub fn is_leader(&self) -> bool {
         self.status.read().role == Role::Leader
     }
+
+    /// Whether a `quorum=true` read may be answered from the local store at once, without a
+    /// ReadIndex round through the Raft loop: this member leads a cluster whose only member
+    /// (voter or learner) it is. No other member can commit anything, and every acknowledged
+    /// write was applied here before its answer went out, so the local store is as new as any
+    /// answer a client has seen (the core's ReadIndex answers a single voter at once, too;
+    /// this also skips the two thread hand-offs).
+    pub fn serves_quorum_reads_locally(&self) -> bool {
+        let members: Vec<u64> = self.members.read().iter().map(|m| m.id).collect();
+        let role = self.status.read().role;
+        sole_member_leads(role, &members, self.member_id)
+    }
+}
+
+/// The rule of [`Node::serves_quorum_reads_locally`].
+fn sole_member_leads(role: Role, member_ids: &[u64], this_member: u64) -> bool {
+    role == Role::Leader && member_ids == [this_member]
+}
+
+#[cfg(test)]
+mod quorum_read_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_leader_of_a_one_member_cluster_reads_locally() {
+        assert!(sole_member_leads(Role::Leader, &[7], 7));
+        assert!(!sole_member_leads(Role::Follower, &[7], 7));
+        assert!(!sole_member_leads(Role::Candidate, &[7], 7));
+        assert!(
+            !sole_member_leads(Role::Leader, &[7, 9], 7),
+            "a second member"
+        );
+        assert!(!sole_member_leads(Role::Leader, &[9], 7), "not this member");
+        assert!(
+            !sole_member_leads(Role::Leader, &[], 7),
+            "no members known yet"
+        );
+    }
 }
