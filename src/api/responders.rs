@@ -13,40 +13,92 @@
 //! [`super::sequencer`]). A job blocks its thread only while a client leaves megabytes of
 //! responses unread (a full socket buffer).
 
-use crossbeam_channel::{Receiver, Sender};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
 
 /// One response to render and write.
 pub type Job = Box<dyn FnOnce() + Send>;
 
+/// The queue the responders take jobs from. A mutex and a condition variable rather than a
+/// channel: an idle responder parks at once (a channel's receiver spins and yields first,
+/// which on a two-core machine under load took CPU from the threads doing the work).
+struct Queue {
+    state: Mutex<QueueState>,
+    job_queued: Condvar,
+}
+
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// Set when every `Responders` handle is gone: the threads finish the queue and end.
+    /// Invariant: never unset once set.
+    closing: bool,
+}
+
 /// The responder pool's queue.
 #[derive(Clone)]
 pub struct Responders {
-    jobs: Sender<Job>,
+    queue: Arc<Queue>,
+    /// Counts the handles; the last one dropped closes the queue.
+    _handles: Arc<CloseOnDrop>,
+}
+
+struct CloseOnDrop(Arc<Queue>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.state.lock().closing = true;
+        self.0.job_queued.notify_all();
+    }
 }
 
 impl Responders {
     /// Starts `threads` responder threads (at least one). They end when every `Responders`
     /// handle is dropped and the queue is empty.
     pub fn start(threads: usize) -> Self {
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                closing: false,
+            }),
+            job_queued: Condvar::new(),
+        });
         for n in 0..threads.max(1) {
-            let queue: Receiver<Job> = queue.clone();
+            let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("client-responder-{n}"))
                 .spawn(move || {
-                    for job in queue.iter() {
+                    while let Some(job) = next_job(&queue) {
                         job();
                     }
                 })
                 .expect("spawning a client responder");
         }
-        Responders { jobs }
+        Responders {
+            queue: queue.clone(),
+            _handles: Arc::new(CloseOnDrop(queue)),
+        }
     }
 
-    /// Queues `job`. If the pool has stopped, the job is dropped unrun (its request, dropped
-    /// unanswered, is answered 500 by tiny_http).
+    /// Queues `job` for the next free responder.
     pub fn queue(&self, job: Job) {
-        let _ = self.jobs.send(job);
+        self.queue.state.lock().jobs.push_back(job);
+        self.queue.job_queued.notify_one();
+    }
+}
+
+/// The next job, waiting for one; None once the pool is closing and the queue is empty.
+fn next_job(queue: &Queue) -> Option<Job> {
+    let mut state = queue.state.lock();
+    loop {
+        if let Some(job) = state.jobs.pop_front() {
+            return Some(job);
+        }
+        if state.closing {
+            return None;
+        }
+        queue.job_queued.wait(&mut state);
     }
 }
 
@@ -75,5 +127,33 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn jobs_queued_before_the_pool_is_dropped_still_run() {
+        let responders = Responders::start(1);
+        let (done, finished) = crossbeam_channel::unbounded();
+        let gate = Arc::new(parking_lot::Mutex::new(()));
+        let held = gate.lock();
+        {
+            let gate = gate.clone();
+            let done = done.clone();
+            responders.queue(Box::new(move || {
+                drop(gate.lock());
+                let _ = done.send(std::thread::current().name().map(str::to_string));
+            }));
+        }
+        let done_later = done.clone();
+        responders.queue(Box::new(move || {
+            let _ = done_later.send(None);
+        }));
+        drop(responders);
+        drop(held);
+        let first = finished.recv_timeout(std::time::Duration::from_secs(5));
+        let second = finished.recv_timeout(std::time::Duration::from_secs(5));
+        assert!(
+            first.is_ok() && second.is_ok(),
+            "queued jobs ran after the drop"
+        );
     }
 }

@@ -107,7 +107,7 @@ pub fn serve(
 
 /// Responder threads for `workers` workers: writes and quorum reads are answered there.
 fn responder_threads(workers: usize) -> usize {
-    workers.div_ceil(2).clamp(1, 8)
+    (workers / 4).clamp(1, 4)
 }
 
 /// What a request's handler works with.
