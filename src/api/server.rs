@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use crate::api::form::{parse_go_bool, unescape, Form};
-use crate::api::http::{escape_path, http_date, mux_clean_path, status_text, Reply};
+use crate::api::http::{cached_http_date, escape_path, mux_clean_path, status_text, Reply};
 use crate::api::keys::{parse_key_request, KeyOp};
 use crate::api::render::{error_json, event_json};
 use crate::api::responders::Responders;
@@ -195,7 +195,7 @@ fn respond(request: Request, reply: Reply, cors: Vec<(&'static str, String)>) {
         )
         .as_bytes(),
     );
-    out.extend_from_slice(crate::api::http::cached_http_date().as_bytes());
+    out.extend_from_slice(cached_http_date().as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in reply.headers.iter().chain(cors.iter()) {
         out.extend_from_slice(name.as_bytes());
@@ -605,7 +605,7 @@ fn watch_head(node: &Node, etcd_index: u64, cors: &[(&'static str, String)]) -> 
         "HTTP/1.1 200 {}\r\nContent-Type: application/json\r\nDate: {}\r\nTransfer-Encoding: chunked\r\n\
          X-Etcd-Cluster-Id: {}\r\nX-Etcd-Index: {}\r\nX-Raft-Index: {}\r\nX-Raft-Term: {}\r\n",
         status_text(200),
-        http_date(now_unix_nanos() / 1_000_000_000),
+        cached_http_date(),
         format_id(node.cluster_id),
         etcd_index,
         node.raft_index(),
