@@ -332,3 +332,23 @@ fn a_request_pipelined_behind_a_watch_runs_after_the_watch_ends() {
          ({fired_index})"
     );
 }
+
+/// Regression: an entry larger than a WAL segment could hold entered the Raft log, failed to
+/// persist, and stopped every later write. It is now refused before it enters the log.
+#[test]
+fn a_write_too_large_for_the_wal_is_refused_and_later_writes_go_on() {
+    let server = start(&["--wal-segment-bytes", "65536"]);
+    let big = format!("value={}", "v".repeat(100_000));
+    let refused = put(server.addr, "/v2/keys/too/big", &big);
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert!(
+        refused.body.contains("\"errorCode\":300")
+            && refused.body.contains("exceeds the largest WAL entry"),
+        "{}",
+        refused.body
+    );
+    let fine = put(server.addr, "/v2/keys/too/small", "value=ok");
+    assert_eq!(fine.status, 201, "writes go on: {}", fine.body);
+    let missing = get(server.addr, "/v2/keys/too/big");
+    assert_eq!(missing.status, 404, "{}", missing.body);
+}

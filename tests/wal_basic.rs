@@ -649,3 +649,31 @@ fn failed_sync_is_never_retried_as_success() {
     assert_eq!(recovered.entries[..3], entries(1..=3, 1)[..]);
     assert!(!recovered.clean_shutdown);
 }
+
+#[test]
+fn max_entry_data_bytes_is_the_exact_limit_of_one_segment() {
+    let dir = TempDir::new("wal-max-entry");
+    let (mut wal, _) = Wal::open(&dir.0, small()).unwrap();
+    let limit = wal.max_entry_data_bytes();
+    assert!(
+        limit > 0 && limit < 4096,
+        "limit {limit} of a 4 KiB segment"
+    );
+    let sized = |index: u64, len: usize| Entry {
+        index,
+        term: 1,
+        kind: 0,
+        data: vec![b'x'; len],
+    };
+    match wal.append_entries(&[sized(1, limit + 1)]) {
+        Err(WalError::RecordTooLarge { .. }) => {}
+        other => panic!("one byte over the limit must be refused, got {other:?}"),
+    }
+    wal.append_entries(&[sized(1, limit)])
+        .expect("an entry of exactly the limit fits");
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, recovered) = Wal::open(&dir.0, small()).unwrap();
+    assert_eq!(recovered.entries.len(), 1);
+    assert_eq!(recovered.entries[0].data.len(), limit);
+}

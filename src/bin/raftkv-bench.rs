@@ -62,6 +62,25 @@ struct Cli {
 enum Subcommand {
     Compare(CompareArgs),
     Floor(FloorArgs),
+    WalFill(WalFillArgs),
+}
+
+/// Measure WAL sync latency as segments fill, for two segment sizes, through raftkv's WAL.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "wal-fill")]
+struct WalFillArgs {
+    /// directory to write the probe logs in (default: the system temp dir)
+    #[argh(option)]
+    dir: Option<PathBuf>,
+    /// mebibytes of entry data written per segment size
+    #[argh(option, default = "64")]
+    total_mib: u64,
+    /// bytes per entry (one sync per entry)
+    #[argh(option, default = "1024")]
+    entry_bytes: usize,
+    /// segment sizes to compare, in MiB
+    #[argh(option, default = "String::from(\"64,16\")")]
+    segment_mib: String,
 }
 
 /// Measure null servers (tiny_http, std::net; no work at all) next to raftkv and etcd: the
@@ -291,6 +310,57 @@ fn floor(args: &FloorArgs) -> ExitCode {
     }
 }
 
+fn wal_fill(args: &WalFillArgs) -> ExitCode {
+    const REGION_MIB: u64 = 8;
+    let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let mut sizes = Vec::new();
+    for size in args.segment_mib.split(',').map(str::trim) {
+        match size.parse::<u64>() {
+            Ok(mib) if mib > 0 => sizes.push(mib),
+            _ => {
+                eprintln!(
+                    "raftkv-bench wal-fill: bad segment size {size:?} (MiB, comma-separated)"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!(
+        "WAL sync latency by data written: {} B entries, one sync each, {} MiB per segment size, in {}",
+        args.entry_bytes,
+        args.total_mib,
+        dir.display()
+    );
+    for mib in sizes {
+        let regions = match raftkv::bench::disk::wal_sync_latency_by_fill(
+            &dir,
+            mib << 20,
+            args.entry_bytes.max(1),
+            args.total_mib << 20,
+            REGION_MIB << 20,
+        ) {
+            Ok(regions) => regions,
+            Err(error) => {
+                eprintln!("raftkv-bench wal-fill: {error}");
+                return ExitCode::from(1);
+            }
+        };
+        println!("segments of {mib} MiB:");
+        for (n, latency) in regions.iter().enumerate() {
+            let from = n as u64 * REGION_MIB;
+            println!(
+                "  written {:>4}-{:<4} MiB: sync p50 {} ms, p99 {} ms ({} syncs)",
+                from,
+                from + REGION_MIB,
+                raftkv::bench::report::millis(latency.quantile_nanos(0.5)),
+                raftkv::bench::report::millis(latency.quantile_nanos(0.99)),
+                latency.count()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn compare(args: &CompareArgs) -> ExitCode {
     let raftkv = match raftkv_binary(&args.raftkv) {
         Ok(path) => path,
@@ -325,6 +395,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Subcommand::Compare(args)) => compare(args),
         Some(Subcommand::Floor(args)) => floor(args),
+        Some(Subcommand::WalFill(args)) => wal_fill(args),
         None => run(&cli),
     }
 }

@@ -120,7 +120,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-request-bytes", "10485760"),
     ("proxy", "off"),
     ("host-whitelist", "*"),
-    ("wal-segment-bytes", "67108864"),
+    ("wal-segment-bytes", "16777216"),
     ("wal-max-bytes", "0"),
     ("enable-v2", "true"),
 ];

@@ -252,9 +252,6 @@ impl RaftLoop {
                 reply,
                 deadline,
             } => {
-                if let Some(reply) = reply {
-                    self.waiters.insert(request_id, Waiter { reply, deadline });
-                }
                 let data = Envelope {
                     proposer: self.node.member_id,
                     request_id,
@@ -262,6 +259,22 @@ impl RaftLoop {
                     payload,
                 }
                 .encode();
+                // An entry the WAL cannot hold would stop every later write once committed:
+                // refuse it here, before it enters the log.
+                let max_bytes = self.wal.max_entry_data_bytes();
+                if data.len() > max_bytes {
+                    if let Some(reply) = reply {
+                        let error = ProposeError::Rejected(format!(
+                            "request of {} bytes exceeds the largest WAL entry ({max_bytes} bytes; see --wal-segment-bytes)",
+                            data.len()
+                        ));
+                        reply.complete(Ok(self.failed(error)));
+                    }
+                    return;
+                }
+                if let Some(reply) = reply {
+                    self.waiters.insert(request_id, Waiter { reply, deadline });
+                }
                 self.propose_data(data, deadline);
             }
             LoopRequest::Read {

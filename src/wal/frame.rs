@@ -9,6 +9,8 @@
 pub const FRAME_HEADER_BYTES: usize = 24;
 /// Every frame starts and ends on a multiple of this.
 pub const FRAME_ALIGN_BYTES: usize = 8;
+/// An entry record's payload before its data: index (8), term (8), kind (1).
+pub const ENTRY_FIXED_PAYLOAD_BYTES: usize = 17;
 /// Largest payload a frame may carry (the segment size bounds it further).
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 30;
 
@@ -72,7 +74,7 @@ impl Record {
 
     fn payload_len(&self) -> usize {
         match self {
-            Record::Entry(entry) => 17 + entry.data.len(),
+            Record::Entry(entry) => ENTRY_FIXED_PAYLOAD_BYTES + entry.data.len(),
             Record::HardState(_) => 24,
             Record::SnapshotMarker(_) => 16,
             Record::CleanShutdown { .. } => 8,
