@@ -8,7 +8,9 @@
 //! connection reading through a buffer). The load generator shares the machine's cores with
 //! the server it measures, so a workload's rate against a null server is a ceiling for every
 //! real server; divided by etcd's rate it is the highest raftkv/etcd ratio reachable with that
-//! HTTP stack here. The workloads are the closed-loop `put c=64` and `get c=64` of
+//! HTTP stack here. Likewise a single client's round trip to a null server (`put c=1`, p50) is
+//! a floor under any server's sequential write latency, before it syncs anything. The
+//! workloads are the closed-loop `put c=1`, `put c=64` and `get c=64` of
 //! [`crate::bench::workload`].
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -199,20 +201,26 @@ pub struct FloorSettings {
     pub tiny_http_workers: usize,
 }
 
-/// The put c=64 and get c=64 workloads.
+/// The put c=1, put c=64 and get c=64 workloads.
 fn floor_workloads() -> Vec<Workload> {
     standard_workloads()
         .into_iter()
-        .filter(|w| w.name == "put c=64" || w.name == "get c=64")
+        .filter(|w| matches!(w.name.as_str(), "put c=1" | "put c=64" | "get c=64"))
         .collect()
+}
+
+/// A single client's workload is judged by its latency (p50), the others by their rate.
+fn judged_by_latency(workload: &Workload) -> bool {
+    workload.concurrency == 1
 }
 
 /// One server measured by `floor`.
 struct Target {
     label: String,
     settings: RunSettings,
-    /// Requests per second, per workload, one entry per round.
-    rates: Vec<Vec<f64>>,
+    /// Per workload, one entry per round: requests per second, or the p50 latency in
+    /// milliseconds for workloads [`judged_by_latency`].
+    figures: Vec<Vec<f64>>,
 }
 
 /// Runs the floor measurement and prints a table of medians and ratios to etcd.
@@ -270,7 +278,7 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
                 key_prefix,
                 preloaded_keys: loaded,
             },
-            rates: vec![Vec::new(); workloads.len()],
+            figures: vec![Vec::new(); workloads.len()],
         });
     }
     for round in 0..settings.rounds {
@@ -283,7 +291,12 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
                     target.label,
                     crate::bench::report::workload_line(&result)
                 );
-                target.rates[index].push(result.throughput_per_second());
+                let figure = if judged_by_latency(workload) {
+                    result.latency.quantile_nanos(0.5) as f64 / 1e6
+                } else {
+                    result.throughput_per_second()
+                };
+                target.figures[index].push(figure);
             }
         }
     }
@@ -301,15 +314,19 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
 fn floor_table(workloads: &[Workload], measured: &[Target], has_etcd: bool) -> String {
     let etcd_medians: Option<Vec<f64>> = has_etcd.then(|| {
         measured[1]
-            .rates
+            .figures
             .iter()
-            .map(|rates| median(rates))
+            .map(|figures| median(figures))
             .collect()
     });
     let mut header = vec!["server"];
     let mut columns = Vec::new();
     for workload in workloads {
-        columns.push(format!("{} /s", workload.name));
+        if judged_by_latency(workload) {
+            columns.push(format!("{} p50 ms", workload.name));
+        } else {
+            columns.push(format!("{} /s", workload.name));
+        }
         columns.push(format!("{} x etcd", workload.name));
     }
     header.extend(columns.iter().map(String::as_str));
@@ -317,16 +334,20 @@ fn floor_table(workloads: &[Workload], measured: &[Target], has_etcd: bool) -> S
         .iter()
         .map(|target| {
             let mut row = vec![target.label.clone()];
-            for (index, rates) in target.rates.iter().enumerate() {
-                let rate = median(rates);
-                row.push(format!("{rate:.0}"));
-                row.push(ratio(rate, etcd_medians.as_ref().map(|m| m[index])));
+            for (index, figures) in target.figures.iter().enumerate() {
+                let figure = median(figures);
+                if judged_by_latency(&workloads[index]) {
+                    row.push(format!("{figure:.3}"));
+                } else {
+                    row.push(format!("{figure:.0}"));
+                }
+                row.push(ratio(figure, etcd_medians.as_ref().map(|m| m[index])));
             }
             row
         })
         .collect();
     format!(
-        "\n== medians (the null servers do no work: their rate is a ceiling for any server here)\n{}",
+        "\n== medians (the null servers do no work: their rate is a ceiling, their latency a floor, for any server here)\n{}",
         table(&header, &rows)
     )
 }
