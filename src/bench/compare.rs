@@ -27,7 +27,8 @@ use crate::bench::process::{
 use crate::bench::report::{fan_out_line, median, ratio, table, workload_line};
 use crate::bench::watch::{run_fan_out, FanOutResult, FanOutSettings};
 use crate::bench::workload::{
-    preload, preloaded_key, run_workload, standard_workloads, RunSettings, Workload, WorkloadResult,
+    preload, preloaded_key, run_workload, settings_with_preload, standard_workloads, RunSettings,
+    Workload, WorkloadResult,
 };
 
 /// Everything `compare` needs to know.
@@ -319,35 +320,28 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
     for (kind, program) in &kinds {
         let (server, data_dir) = start_server(*kind, program, kind.label(), settings.start_limit)?;
         let endpoint = server.spec.client_url();
-        let key_prefix = crate::bench::unique_key_prefix();
-        let loaded = preload(
-            std::slice::from_ref(&endpoint),
-            &key_prefix,
-            settings.preload_keys,
-            64,
+        let limits = (
+            settings.max_requests,
+            settings.time_limit,
             settings.request_timeout,
-        )
-        .unwrap_or_else(|error| {
-            println!("note: {}: preload failed: {error}", kind.label());
-            0
-        });
-        println!(
-            "{}: pid {}, {endpoint}, preloaded {loaded} keys",
+        );
+        let run_settings = settings_with_preload(
             kind.label(),
-            server.pid()
+            endpoint.clone(),
+            settings.preload_keys,
+            limits,
+        );
+        println!(
+            "{}: pid {}, {endpoint}, preloaded {} keys",
+            kind.label(),
+            server.pid(),
+            run_settings.preloaded_keys
         );
         contenders.push(Contender {
             kind: *kind,
             server,
             _data_dir: data_dir,
-            settings: RunSettings {
-                endpoints: vec![endpoint],
-                max_requests: settings.max_requests,
-                time_limit: settings.time_limit,
-                request_timeout: settings.request_timeout,
-                key_prefix,
-                preloaded_keys: loaded,
-            },
+            settings: run_settings,
             results: vec![Vec::new(); workloads.len()],
             fan_outs: Vec::new(),
         });

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use crate::bench::process::{ProcessError, ServerKind, ServerSpec, TempDir};
 use crate::bench::report::{median, ratio, table};
-use crate::bench::workload::{preload, run_workload, standard_workloads, RunSettings, Workload};
+use crate::bench::workload::{
+    run_workload, settings_with_preload, standard_workloads, RunSettings, Workload,
+};
 
 /// The fixed answer of the null servers: a GET's body as etcd shapes it.
 const NULL_BODY: &str = "{\"action\":\"get\",\"node\":{\"key\":\"/bench/k\",\"value\":\"v\",\"modifiedIndex\":5,\"createdIndex\":5}}\n";
@@ -255,29 +257,16 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
     ));
     targets.push(("null std::net".to_string(), std_net.url()));
     let mut measured: Vec<Target> = Vec::new();
+    let limits = (
+        settings.max_requests,
+        settings.time_limit,
+        settings.request_timeout,
+    );
     for (label, endpoint) in targets {
-        let key_prefix = crate::bench::unique_key_prefix();
-        let loaded = preload(
-            std::slice::from_ref(&endpoint),
-            &key_prefix,
-            settings.preload_keys,
-            64,
-            settings.request_timeout,
-        )
-        .unwrap_or_else(|error| {
-            println!("note: {label}: preload failed: {error}");
-            0
-        });
+        let run_settings = settings_with_preload(&label, endpoint, settings.preload_keys, limits);
         measured.push(Target {
             label,
-            settings: RunSettings {
-                endpoints: vec![endpoint],
-                max_requests: settings.max_requests,
-                time_limit: settings.time_limit,
-                request_timeout: settings.request_timeout,
-                key_prefix,
-                preloaded_keys: loaded,
-            },
+            settings: run_settings,
             figures: vec![Vec::new(); workloads.len()],
         });
     }

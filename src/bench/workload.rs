@@ -126,6 +126,38 @@ pub fn standard_workloads() -> Vec<Workload> {
     workloads
 }
 
+/// Run settings for one endpoint under a fresh key prefix, after preloading `preload_keys`
+/// keys there with 64 workers (a failed preload is reported as a note, and the get workloads
+/// then find nothing to read).
+pub fn settings_with_preload(
+    label: &str,
+    endpoint: String,
+    preload_keys: u64,
+    limits: (u64, Duration, Duration),
+) -> RunSettings {
+    let (max_requests, time_limit, request_timeout) = limits;
+    let key_prefix = crate::bench::unique_key_prefix();
+    let loaded = preload(
+        std::slice::from_ref(&endpoint),
+        &key_prefix,
+        preload_keys,
+        64,
+        request_timeout,
+    )
+    .unwrap_or_else(|error| {
+        println!("note: {label}: preload failed: {error}");
+        0
+    });
+    RunSettings {
+        endpoints: vec![endpoint],
+        max_requests,
+        time_limit,
+        request_timeout,
+        key_prefix,
+        preloaded_keys: loaded,
+    }
+}
+
 /// Writes `count` keys under `<prefix>/preload/` with `concurrency` workers; returns the
 /// number written and the first error.
 pub fn preload(
