@@ -97,6 +97,12 @@ pub(crate) struct RaftLoop {
     last_version_attempt: Option<Instant>,
     last_sync: Instant,
     snapshot_count: u64,
+    /// The snapshot a `snapshot-save` thread is writing, if any.
+    /// Invariant: at most one save at a time; its index is <= `applied_index`.
+    snapshot_in_flight: Option<u64>,
+    /// Where the save threads report (the loop waits on `snapshot_saved`).
+    snapshot_saved_tx: Sender<SnapshotSaved>,
+    snapshot_saved: Receiver<SnapshotSaved>,
     /// When (in ticks since boot) this member starts its first campaign, if it still has no
     /// leader then; None once done or when not a voter.
     boot_campaign_tick: Option<u64>,
@@ -112,7 +118,11 @@ impl RaftLoop {
         transport: Option<Arc<Transport>>,
     ) -> RaftLoop {
         let snapshot_count = node.config.snapshot_count.max(1);
+        let (snapshot_saved_tx, snapshot_saved) = crossbeam_channel::bounded(1);
         RaftLoop {
+            snapshot_in_flight: None,
+            snapshot_saved_tx,
+            snapshot_saved,
             node,
             raw,
             wal: boot.wal,
@@ -201,9 +211,15 @@ impl RaftLoop {
                 self.boot_campaign_tick = Some(rank as u64 * BOOT_CAMPAIGN_STAGGER_TICKS);
             }
         }
+        let snapshot_saved = self.snapshot_saved.clone();
         loop {
             self.process_ready();
             select! {
+                recv(snapshot_saved) -> saved => {
+                    if let Ok(saved) = saved {
+                        self.on_snapshot_saved(saved);
+                    }
+                },
                 recv(requests) -> request => match request {
                     Ok(LoopRequest::Shutdown { done }) => return self.shutdown(Some(done)),
                     Err(_) => break,
@@ -798,9 +814,14 @@ impl RaftLoop {
                 .compact_to(self.applied_index - MEMORY_LOG_ENTRIES, Vec::new());
             return_freed_memory();
         }
-        if self.applied_index < self.snapshot_index + self.snapshot_count {
+        if self.snapshot_in_flight.is_some()
+            || self.applied_index < self.snapshot_index + self.snapshot_count
+        {
             return;
         }
+        // The image is taken here, at the applied index; writing and syncing the file (the
+        // slow part: hundreds of milliseconds with 100k keys) happens on a thread of its own,
+        // and the loop finishes the snapshot when it reports (`on_snapshot_saved`).
         let data = {
             let store = self.node.store.read();
             self.cluster.encode_snapshot(&store.save())
@@ -810,44 +831,81 @@ impl RaftLoop {
             term: self.applied_term,
             data,
         };
-        let result = self
-            .snapshotter
-            .save(&file)
-            .map_err(|e| e.to_string())
-            .and_then(|_| {
-                self.wal
-                    .mark_snapshot(crate::wal::SnapshotMarker {
-                        index: file.index,
-                        term: file.term,
-                    })
-                    .and_then(|_| self.wal.sync())
-                    .map_err(|e| e.to_string())
+        self.snapshot_in_flight = Some(file.index);
+        let snapshotter = self.snapshotter.clone();
+        let report = self.snapshot_saved_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-save".into())
+            .spawn(move || {
+                let result = snapshotter
+                    .save(&file)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let _ = report.send(SnapshotSaved {
+                    index: file.index,
+                    term: file.term,
+                    result,
+                });
             });
+        if let Err(error) = spawned {
+            eprintln!("raftkv: cannot start a snapshot-save thread (will retry): {error}");
+            self.snapshot_in_flight = None;
+            self.snapshot_index = self.applied_index;
+        }
+    }
+
+    /// Finishes a snapshot whose file is durable: records it in the WAL, then releases the
+    /// log and the files it replaces. A failed save is retried after another
+    /// `snapshot_count` entries.
+    fn on_snapshot_saved(&mut self, saved: SnapshotSaved) {
+        assert_eq!(
+            self.snapshot_in_flight,
+            Some(saved.index),
+            "snapshot: a save of index {} reported, but the loop was waiting for {:?}",
+            saved.index,
+            self.snapshot_in_flight
+        );
+        self.snapshot_in_flight = None;
+        let result = saved.result.and_then(|()| {
+            self.wal
+                .mark_snapshot(crate::wal::SnapshotMarker {
+                    index: saved.index,
+                    term: saved.term,
+                })
+                .and_then(|_| self.wal.sync())
+                .map_err(|e| e.to_string())
+        });
         match result {
             Ok(()) => {
                 // Snapshots are built fresh when sent, so the in-memory one needs no image.
                 self.raw
-                    .compact_to(file.index.saturating_sub(MEMORY_LOG_ENTRIES), Vec::new());
-                self.snapshot_index = file.index;
-                if let Err(e) = self.wal.release_before(file.index) {
-                    eprintln!("raftkv: releasing WAL segments before {}: {e}", file.index);
+                    .compact_to(saved.index.saturating_sub(MEMORY_LOG_ENTRIES), Vec::new());
+                self.snapshot_index = saved.index;
+                if let Err(e) = self.wal.release_before(saved.index) {
+                    eprintln!("raftkv: releasing WAL segments before {}: {e}", saved.index);
                 }
-                if let Err(e) = self.snapshotter.release_older_than(file.index) {
+                if let Err(e) = self.snapshotter.release_older_than(saved.index) {
                     eprintln!("raftkv: releasing old snapshots: {e}");
                 }
-                drop(file);
                 return_freed_memory();
             }
             Err(e) => {
                 eprintln!(
                     "raftkv: snapshot at index {} failed (will retry): {e}",
-                    file.index
+                    saved.index
                 );
                 // Try again after another snapshot_count entries rather than every Ready.
                 self.snapshot_index = self.applied_index;
             }
         }
     }
+}
+
+/// What a `snapshot-save` thread reports.
+struct SnapshotSaved {
+    index: u64,
+    term: u64,
+    result: Result<(), String>,
 }
 
 /// The status the loop publishes for the API (cheap to read under a lock).

@@ -142,8 +142,9 @@ fn parse_snapshot_name(name: &str) -> Option<(u64, u64)> {
     ))
 }
 
-/// Saves, finds and releases snapshot files in one directory.
-#[derive(Debug)]
+/// Saves, finds and releases snapshot files in one directory. A clone works on the same
+/// directory (the Raft loop hands one to the thread that writes a snapshot).
+#[derive(Debug, Clone)]
 pub struct Snapshotter {
     dir: PathBuf,
 }
