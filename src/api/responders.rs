@@ -36,17 +36,17 @@ struct QueueState {
     closing: bool,
 }
 
-/// The responder pool's queue.
+/// The responder pool's queue. The threads end when the last clone is dropped and the queue
+/// is empty.
 #[derive(Clone)]
 pub struct Responders {
-    queue: Arc<Queue>,
-    /// Counts the handles; the last one dropped closes the queue.
-    _handles: Arc<CloseOnDrop>,
+    handle: Arc<PoolHandle>,
 }
 
-struct CloseOnDrop(Arc<Queue>);
+/// The queue, shared with the threads; dropping it (with the last `Responders`) closes it.
+struct PoolHandle(Arc<Queue>);
 
-impl Drop for CloseOnDrop {
+impl Drop for PoolHandle {
     fn drop(&mut self) {
         self.0.state.lock().closing = true;
         self.0.job_queued.notify_all();
@@ -54,8 +54,7 @@ impl Drop for CloseOnDrop {
 }
 
 impl Responders {
-    /// Starts `threads` responder threads (at least one). They end when every `Responders`
-    /// handle is dropped and the queue is empty.
+    /// Starts `threads` responder threads (at least one).
     pub fn start(threads: usize) -> Self {
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState {
@@ -76,15 +75,15 @@ impl Responders {
                 .expect("spawning a client responder");
         }
         Responders {
-            queue: queue.clone(),
-            _handles: Arc::new(CloseOnDrop(queue)),
+            handle: Arc::new(PoolHandle(queue)),
         }
     }
 
     /// Queues `job` for the next free responder.
     pub fn queue(&self, job: Job) {
-        self.queue.state.lock().jobs.push_back(job);
-        self.queue.job_queued.notify_one();
+        let queue = &self.handle.0;
+        queue.state.lock().jobs.push_back(job);
+        queue.job_queued.notify_one();
     }
 }
 

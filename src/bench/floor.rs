@@ -47,7 +47,7 @@ pub struct NullServer {
     pub address: SocketAddr,
     stopping: Arc<AtomicBool>,
     /// Keeps the tiny_http server alive (its threads end when it is dropped).
-    _tiny_http: Option<Arc<tiny_http::Server>>,
+    tiny_http: Option<Arc<tiny_http::Server>>,
 }
 
 impl NullServer {
@@ -59,7 +59,7 @@ impl NullServer {
 impl Drop for NullServer {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        if let Some(server) = &self._tiny_http {
+        if let Some(server) = &self.tiny_http {
             server.unblock();
         }
         // Wake the std::net accept loop so it sees the flag.
@@ -102,7 +102,7 @@ pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
     Ok(NullServer {
         address,
         stopping,
-        _tiny_http: Some(server),
+        tiny_http: Some(server),
     })
 }
 
@@ -128,7 +128,7 @@ pub fn start_std_net_null() -> std::io::Result<NullServer> {
     Ok(NullServer {
         address,
         stopping,
-        _tiny_http: None,
+        tiny_http: None,
     })
 }
 

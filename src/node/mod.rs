@@ -582,9 +582,13 @@ impl Node {
     /// answer a client has seen (the core's ReadIndex answers a single voter at once, too;
     /// this also skips the two thread hand-offs).
     pub fn serves_quorum_reads_locally(&self) -> bool {
-        let members: Vec<u64> = self.members.read().iter().map(|m| m.id).collect();
+        // Only a cluster of exactly one member qualifies: no list is built for the others.
+        let only_member = match self.members.read().as_slice() {
+            [only] => Some(only.id),
+            _ => None,
+        };
         let role = self.status.read().role;
-        sole_member_leads(role, &members, self.member_id)
+        only_member.is_some_and(|id| sole_member_leads(role, &[id], self.member_id))
     }
 }
 

@@ -268,13 +268,7 @@ impl RaftLoop {
                 reply,
                 deadline,
             } => {
-                let data = Envelope {
-                    proposer: self.node.member_id,
-                    request_id,
-                    proposed_at_unix_nanos: now_unix_nanos(),
-                    payload,
-                }
-                .encode();
+                let data = self.own_entry(request_id, payload);
                 // An entry the WAL cannot hold would stop every later write once committed:
                 // refuse it here, before it enters the log.
                 let max_bytes = self.wal.max_entry_data_bytes();
@@ -325,6 +319,17 @@ impl RaftLoop {
             LoopRequest::TransferLeadership { to } => self.raw.transfer_leader(to),
             LoopRequest::Shutdown { .. } => {}
         }
+    }
+
+    /// The entry data of a proposal this member makes now.
+    fn own_entry(&self, request_id: u64, payload: Payload) -> Vec<u8> {
+        Envelope {
+            proposer: self.node.member_id,
+            request_id,
+            proposed_at_unix_nanos: now_unix_nanos(),
+            payload,
+        }
+        .encode()
     }
 
     fn failed(&self, error: ProposeError) -> Applied {
@@ -456,13 +461,7 @@ impl RaftLoop {
                 };
                 self.publish_request_id = self.node.next_request_id();
                 let request_id = self.publish_request_id;
-                let data = Envelope {
-                    proposer: self.node.member_id,
-                    request_id,
-                    proposed_at_unix_nanos: now_unix_nanos(),
-                    payload,
-                }
-                .encode();
+                let data = self.own_entry(request_id, payload);
                 self.propose_data(data, now + PUBLISH_RETRY);
             }
         }
@@ -475,13 +474,7 @@ impl RaftLoop {
                 let payload = Payload::ClusterVersion {
                     version: crate::api::cluster::ETCD_CLUSTER_VERSION.into(),
                 };
-                let data = Envelope {
-                    proposer: self.node.member_id,
-                    request_id: 0,
-                    proposed_at_unix_nanos: now_unix_nanos(),
-                    payload,
-                }
-                .encode();
+                let data = self.own_entry(0, payload);
                 self.propose_data(data, now + PUBLISH_RETRY);
             }
         }
@@ -492,13 +485,7 @@ impl RaftLoop {
                 let payload = Payload::Command(Command::Sync {
                     now: now_unix_nanos(),
                 });
-                let data = Envelope {
-                    proposer: self.node.member_id,
-                    request_id: 0,
-                    proposed_at_unix_nanos: now_unix_nanos(),
-                    payload,
-                }
-                .encode();
+                let data = self.own_entry(0, payload);
                 self.propose_data(data, now + SYNC_INTERVAL);
             }
         }

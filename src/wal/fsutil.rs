@@ -72,13 +72,43 @@ fn write_zeros(file: &File, path: &Path, len_bytes: u64) -> Result<(), WalError>
 }
 
 /// Creates `dir/name` holding `len_bytes` of preallocated space that starts with `prefix`,
-/// durably: tmp file, preallocate, write, fdatasync, rename, fsync dir. On failure the tmp file
+/// durably: tmp file, preallocate, write, fsync, rename, fsync dir. On failure the tmp file
 /// is removed and nothing is left behind.
 pub fn create_preallocated(
     dir: &Path,
     name: &str,
     prefix: &[u8],
     len_bytes: u64,
+) -> Result<PathBuf, WalError> {
+    publish_through_tmp(dir, name, |file, tmp_path| {
+        preallocate(file, tmp_path, len_bytes)?;
+        file.write_all_at(prefix, 0)
+            .map_err(|err| WalError::io(tmp_path, "write header", &err))
+    })
+}
+
+/// Replaces `dir/name` with `bytes` atomically and durably: tmp file, write, fsync, rename,
+/// fsync dir.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, WalError> {
+    publish_through_tmp(dir, name, |file, tmp_path| {
+        let mut writer: &File = file;
+        writer.write_all(bytes).map_err(|err| {
+            if err.raw_os_error() == Some(libc::ENOSPC) {
+                no_space(tmp_path, bytes.len() as u64, err.to_string())
+            } else {
+                WalError::io(tmp_path, "write", &err)
+            }
+        })
+    })
+}
+
+/// The durable way to make a file appear: `fill` writes a fresh `dir/name.tmp`, which is then
+/// fsynced, renamed to `dir/name`, and the directory fsynced. On failure the tmp file is
+/// removed and nothing is left behind.
+fn publish_through_tmp(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&File, &Path) -> Result<(), WalError>,
 ) -> Result<PathBuf, WalError> {
     let final_path = dir.join(name);
     let tmp_path = dir.join(format!("{name}{TMP_SUFFIX}"));
@@ -90,36 +120,7 @@ pub fn create_preallocated(
             .truncate(true)
             .open(&tmp_path)
             .map_err(|err| WalError::io(&tmp_path, "create", &err))?;
-        preallocate(&file, &tmp_path, len_bytes)?;
-        file.write_all_at(prefix, 0)
-            .map_err(|err| WalError::io(&tmp_path, "write header", &err))?;
-        file.sync_all()
-            .map_err(|err| WalError::io(&tmp_path, "fsync", &err))?;
-        fs::rename(&tmp_path, &final_path).map_err(|err| WalError::io(&final_path, "rename", &err))
-    })();
-    if let Err(err) = result {
-        let _ = fs::remove_file(&tmp_path);
-        return Err(err);
-    }
-    sync_dir(dir)?;
-    Ok(final_path)
-}
-
-/// Replaces `dir/name` with `bytes` atomically and durably: tmp file, write, fsync, rename,
-/// fsync dir.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, WalError> {
-    let final_path = dir.join(name);
-    let tmp_path = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let result = (|| {
-        let mut file =
-            File::create(&tmp_path).map_err(|err| WalError::io(&tmp_path, "create", &err))?;
-        file.write_all(bytes).map_err(|err| {
-            if err.raw_os_error() == Some(libc::ENOSPC) {
-                no_space(&tmp_path, bytes.len() as u64, err.to_string())
-            } else {
-                WalError::io(&tmp_path, "write", &err)
-            }
-        })?;
+        fill(&file, &tmp_path)?;
         file.sync_all()
             .map_err(|err| WalError::io(&tmp_path, "fsync", &err))?;
         fs::rename(&tmp_path, &final_path).map_err(|err| WalError::io(&final_path, "rename", &err))
