@@ -18,6 +18,8 @@ pub mod model;
 pub mod password;
 mod records;
 
+pub(crate) use records::ENABLED_KEY;
+
 use std::io::Read;
 
 use parking_lot::Mutex;

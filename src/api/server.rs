@@ -70,7 +70,7 @@ pub fn serve(
         })?;
     let server = Arc::new(server);
     spawn_pool_nudger(&server, local_addr);
-    node.watches.add_listener_port(local_addr.port());
+    node.watches.add_listener(local_addr);
     // Receiving and taking a ticket happen under one lock so tickets follow arrival order;
     // the sequencer then runs each connection's requests one after another, as Go does
     // (diff scenario pipelined-requests-on-one-connection).
@@ -149,31 +149,46 @@ pub fn spawn_pool_nudger(server: &Arc<tiny_http::Server>, local_addr: std::net::
     }
 }
 
-fn cors_headers(node: &Node, request: &Request) -> Vec<(&'static str, String)> {
-    let origins = &node.config.cors_origins;
-    let allowed_origin = if origins.is_empty() {
-        Some("*".to_string())
-    } else {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Origin"))
-            .map(|h| h.value.as_str().to_string())
-            .filter(|origin| origins.iter().any(|o| o == origin))
-    };
-    match allowed_origin {
-        Some(origin) => vec![
-            (
-                "Access-Control-Allow-Methods",
-                "POST, GET, OPTIONS, PUT, DELETE".to_string(),
-            ),
-            ("Access-Control-Allow-Origin", origin),
-            (
-                "Access-Control-Allow-Headers",
-                "accept, content-type, authorization".to_string(),
-            ),
-        ],
-        None => Vec::new(),
+/// The CORS headers a response carries: none, or etcd's three with the allowed origin.
+struct Cors {
+    /// None when the request's origin is not allowed (no CORS headers are sent).
+    allowed_origin: Option<std::borrow::Cow<'static, str>>,
+}
+
+impl Cors {
+    /// Without `--cors` every origin is allowed (`*`); with it, only a listed `Origin`.
+    fn for_request(node: &Node, request: &Request) -> Cors {
+        let origins = &node.config.cors_origins;
+        let allowed_origin = if origins.is_empty() {
+            Some(std::borrow::Cow::Borrowed("*"))
+        } else {
+            request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Origin"))
+                .map(|h| h.value.as_str())
+                .filter(|origin| origins.iter().any(|o| o == origin))
+                .map(|origin| std::borrow::Cow::Owned(origin.to_string()))
+        };
+        Cors { allowed_origin }
+    }
+
+    /// No CORS headers (Go's server-level refusals are sent before etcd's handler adds them).
+    fn none() -> Cors {
+        Cors {
+            allowed_origin: None,
+        }
+    }
+
+    /// Appends the header lines, each ending in CRLF.
+    fn push_headers(&self, out: &mut Vec<u8>) {
+        if let Some(origin) = &self.allowed_origin {
+            out.extend_from_slice(b"Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\nAccess-Control-Allow-Origin: ");
+            out.extend_from_slice(origin.as_bytes());
+            out.extend_from_slice(
+                b"\r\nAccess-Control-Allow-Headers: accept, content-type, authorization\r\n",
+            );
+        }
     }
 }
 
@@ -181,7 +196,7 @@ fn cors_headers(node: &Node, request: &Request) -> Vec<(&'static str, String)> {
 /// `Date`, the reply's and the CORS headers, `Content-Length`, and the body (not for HEAD).
 /// Formatting it here instead of through tiny_http's `Response` saves a third of the CPU of a
 /// GET (tiny_http formats and allocates per header), and sends no `Server` header, as etcd.
-fn respond(request: Request, reply: Reply, cors: Vec<(&'static str, String)>) {
+fn respond(request: Request, reply: Reply, cors: Cors) {
     let version = request.http_version().clone();
     let head_only = request.method() == &Method::Head;
     let mut out = Vec::with_capacity(320 + reply.body.len());
@@ -197,12 +212,13 @@ fn respond(request: Request, reply: Reply, cors: Vec<(&'static str, String)>) {
     );
     out.extend_from_slice(cached_http_date().as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in reply.headers.iter().chain(cors.iter()) {
+    for (name, value) in reply.headers.iter() {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    cors.push_headers(&mut out);
     let bodyless = reply.status == 204 || reply.status == 304 || reply.status < 200;
     if !bodyless {
         out.extend_from_slice(b"Content-Length: ");
@@ -219,7 +235,7 @@ fn respond(request: Request, reply: Reply, cors: Vec<(&'static str, String)>) {
 
 fn handle(context: Context<'_>, mut request: Request) {
     let node: &Node = context.node;
-    let cors = cors_headers(node, &request);
+    let cors = Cors::for_request(node, &request);
     // Case-sensitive, as in Go: "get" is not GET (diff scenario bad-lowercase-method).
     let method = request.method().as_str().to_string();
     // Go's HTTP server rejects these before any handler (and before CORS) runs (diff scenarios
@@ -230,11 +246,11 @@ fn handle(context: Context<'_>, mut request: Request) {
             "text/plain; charset=utf-8",
             format!("400 Bad Request: {reason}"),
         );
-        return respond(request, reply, Vec::new());
+        return respond(request, reply, Cors::none());
     }
     if let Some(host) = refused_host(node, &request) {
         let text = HOST_NOT_ALLOWED.replace("<host>", &host);
-        return respond(request, Reply::go_error(421, &text), Vec::new());
+        return respond(request, Reply::go_error(421, &text), Cors::none());
     }
     if request.method() == &Method::Options {
         return respond(request, Reply::empty(200), cors);
@@ -435,7 +451,7 @@ fn keys(
     method: &str,
     after_keys: &str,
     raw_query: &str,
-    cors: Vec<(&'static str, String)>,
+    cors: Cors,
 ) {
     let node: &Node = context.node;
     // after_keys is "/a/b" for /v2/keys/a/b and "" for /v2/keys itself; below is "a/b".
@@ -555,7 +571,7 @@ fn read_reply(
 fn in_responder(
     context: Context<'_>,
     request: Request,
-    cors: Vec<(&'static str, String)>,
+    cors: Cors,
     reply_for: impl FnOnce(&Node, crate::node::completion::Outcome) -> Reply + Send + 'static,
 ) -> Completion {
     let node = context.node.clone();
@@ -600,8 +616,8 @@ struct WatchRequest<'a> {
     since_index: u64,
 }
 
-fn watch_head(node: &Node, etcd_index: u64, cors: &[(&'static str, String)]) -> Vec<u8> {
-    let mut head = format!(
+fn watch_head(node: &Node, etcd_index: u64, cors: &Cors) -> Vec<u8> {
+    let head = format!(
         "HTTP/1.1 200 {}\r\nContent-Type: application/json\r\nDate: {}\r\nTransfer-Encoding: chunked\r\n\
          X-Etcd-Cluster-Id: {}\r\nX-Etcd-Index: {}\r\nX-Raft-Index: {}\r\nX-Raft-Term: {}\r\n",
         status_text(200),
@@ -611,19 +627,13 @@ fn watch_head(node: &Node, etcd_index: u64, cors: &[(&'static str, String)]) -> 
         node.raft_index(),
         node.raft_term(),
     );
-    for (name, value) in cors {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    head.into_bytes()
+    let mut head = head.into_bytes();
+    cors.push_headers(&mut head);
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
-fn watch(
-    context: Context<'_>,
-    request: Request,
-    watch_request: WatchRequest<'_>,
-    cors: Vec<(&'static str, String)>,
-) {
+fn watch(context: Context<'_>, request: Request, watch_request: WatchRequest<'_>, cors: Cors) {
     let node: &Node = context.node;
     let WatchRequest {
         key,
@@ -676,7 +686,7 @@ fn watch(
             // keeps such responses as inert sinks and closes the oldest when it needs room.
             let head = watch_head(node, current_index, &cors);
             let sink = Arc::new(WatchSink::new(id, stream, writer(request), head, client));
-            let body = event_json(&event, now_unix_nanos(), false).into_bytes();
+            let body = Arc::new(event_json(&event, now_unix_nanos(), false).into_bytes());
             node.watches.park(sink);
             node.watches.fire(vec![(id, body)]);
         }

@@ -11,7 +11,8 @@
 //! HTTP stack here. Likewise a single client's round trip to a null server (`put c=1`, p50) is
 //! a floor under any server's sequential write latency, before it syncs anything. The
 //! workloads are the closed-loop `put c=1`, `put c=64` and `get c=64` of
-//! [`crate::bench::workload`].
+//! [`crate::bench::workload`], and the watch fan-out of [`crate::bench::watch`], for which the
+//! null server is [`crate::bench::null_watch`] (it must keep events and park watches to pass).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -201,6 +202,10 @@ pub struct FloorSettings {
     pub start_limit: Duration,
     /// Threads taking requests from the tiny_http null server's queue.
     pub tiny_http_workers: usize,
+    /// Watchers and writes of the watch fan-out (0 watchers skip it).
+    pub watchers: usize,
+    pub watch_writes: u64,
+    pub watch_time_limit: Duration,
 }
 
 /// The put c=1, put c=64 and get c=64 workloads.
@@ -289,6 +294,22 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
             }
         }
     }
+    let fan_out_rates = if settings.watchers > 0 {
+        let null_watch = crate::bench::null_watch::start_null_watch(settings.tiny_http_workers)
+            .map_err(|e| io_error("starting the null watch server", e))?;
+        let mut fan_out_targets: Vec<(String, String)> = measured
+            .iter()
+            .take(servers.len())
+            .map(|target| (target.label.clone(), target.settings.endpoints[0].clone()))
+            .collect();
+        fan_out_targets.push((
+            format!("null watch ({} workers)", settings.tiny_http_workers),
+            null_watch.url(),
+        ));
+        Some(measure_fan_out(settings, &fan_out_targets))
+    } else {
+        None
+    };
     for (server, _data_dir) in servers {
         server.stop();
     }
@@ -296,7 +317,85 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
         "{}",
         floor_table(&workloads, &measured, settings.etcd.is_some())
     );
+    if let Some(rates) = fan_out_rates {
+        print!("{}", fan_out_table(settings, &rates));
+    }
     Ok(())
+}
+
+/// Runs the fan-out `settings.rounds` times on each target (label, endpoint), alternating;
+/// returns each target's label and delivery rates (events per second), in target order.
+fn measure_fan_out(
+    settings: &FloorSettings,
+    targets: &[(String, String)],
+) -> Vec<(String, Vec<f64>)> {
+    let mut rates: Vec<(String, Vec<f64>)> = targets
+        .iter()
+        .map(|(label, _)| (label.clone(), Vec::new()))
+        .collect();
+    for round in 0..settings.rounds {
+        println!(
+            "== watch fan-out, round {} of {}",
+            round + 1,
+            settings.rounds
+        );
+        for (position, (label, endpoint)) in targets.iter().enumerate() {
+            let fan_out = crate::bench::watch::FanOutSettings {
+                endpoints: vec![endpoint.clone()],
+                watchers: settings.watchers,
+                writes: settings.watch_writes,
+                write_interval: Duration::ZERO,
+                time_limit: settings.watch_time_limit,
+                request_timeout: settings.request_timeout,
+                key_prefix: format!("{}/floor-watch", crate::bench::unique_key_prefix()),
+            };
+            match crate::bench::watch::run_fan_out(&fan_out, round as u64) {
+                Ok(result) => {
+                    println!(
+                        "{label:<28} {}",
+                        crate::bench::report::fan_out_line(&result)
+                    );
+                    // An inexact run (missed or late events) is no ceiling: it is left out.
+                    if result.is_exact() {
+                        rates[position].1.push(result.delivery_rate_per_second());
+                    }
+                }
+                Err(error) => println!("{label:<28} watch fan-out setup failed: {error}"),
+            }
+        }
+    }
+    rates
+}
+
+/// Median delivery rates and each as a multiple of etcd's (the second target, if measured).
+fn fan_out_table(settings: &FloorSettings, rates: &[(String, Vec<f64>)]) -> String {
+    let etcd = settings
+        .etcd
+        .is_some()
+        .then(|| rates.get(1).map(|(_, r)| median(r)))
+        .flatten();
+    let rows: Vec<Vec<String>> = rates
+        .iter()
+        .map(|(label, figures)| {
+            let figure = median(figures);
+            vec![
+                label.clone(),
+                format!("{figure:.0}"),
+                ratio(figure, etcd),
+                figures.len().to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "server",
+        &format!("watch W={} events/s", settings.watchers) as &str,
+        "x etcd",
+        "exact runs",
+    ];
+    format!(
+        "\n== watch fan-out medians (the null watch server keeps events and parks watches, nothing else)\n{}",
+        table(&header, &rows)
+    )
 }
 
 /// Medians per server and workload, and each as a multiple of etcd's (the second target).

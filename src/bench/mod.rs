@@ -14,7 +14,8 @@
 //! - [`cluster`]: the same for 3-member clusters, to the leader and to a follower.
 //! - [`disk`]: the raw append + fdatasync latency of the disk, for context.
 //! - [`floor`]: null servers (tiny_http, std::net) that do no work, next to etcd: the ceiling
-//!   any server reaches on this machine with this load generator.
+//!   any server reaches on this machine with this load generator; [`null_watch`] does the same
+//!   for the watch fan-out.
 //!
 //! It lives in the library (not only in the binary) so `tests/bench_smoke.rs` can drive it.
 
@@ -23,6 +24,7 @@ pub mod compare;
 pub mod disk;
 pub mod floor;
 pub mod histogram;
+pub mod null_watch;
 pub mod process;
 pub mod report;
 pub mod requests;

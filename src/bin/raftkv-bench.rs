@@ -109,6 +109,15 @@ struct FloorArgs {
     /// threads taking requests from the tiny_http null server's queue
     #[argh(option, default = "4")]
     tiny_http_workers: usize,
+    /// long-poll watchers in the fan-out (0 skips it)
+    #[argh(option, default = "100")]
+    watchers: usize,
+    /// keys written during each fan-out
+    #[argh(option, default = "900")]
+    watch_writes: u64,
+    /// seconds a fan-out may take at most
+    #[argh(option, default = "20.0")]
+    watch_time_limit_secs: f64,
 }
 
 /// Start raftkv and etcd, run every workload on both alternately, print medians and ratios.
@@ -300,6 +309,9 @@ fn floor(args: &FloorArgs) -> ExitCode {
         preload_keys: args.preload_keys,
         start_limit: Duration::from_secs(60),
         tiny_http_workers: args.tiny_http_workers,
+        watchers: args.watchers,
+        watch_writes: args.watch_writes,
+        watch_time_limit: seconds(args.watch_time_limit_secs),
     };
     match run_floor(&settings) {
         Ok(()) => ExitCode::SUCCESS,

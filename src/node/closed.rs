@@ -1,9 +1,12 @@
-//! Which TCP connections their clients have closed, read from the kernel's table
-//! (`/proc/net/tcp`, `/proc/net/tcp6`): a connection in state CLOSE_WAIT has received the
+//! Which TCP connections their clients have closed, as the kernel's tables of TCP sockets
+//! show them: a connection in state CLOSE_WAIT has received the
 //! peer's FIN and waits for us to close our side; a connection missing from the table was
 //! reset (a client that closes with unread data, such as a watch's response head, sends RST).
 //! [`live_connections`] lists the established ones; a parked watch whose connection is not
 //! among them is gone.
+//!
+//! The kernel is asked through its socket diagnostics ([`crate::node::sock_diag`]); the
+//! `/proc` tables are the fallback.
 //!
 //! The watch hub uses it to end parked watches whose client went away: tiny_http hands us a
 //! connection's writer but not its socket, so we cannot poll the socket itself, and a write
@@ -13,6 +16,8 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::node::sock_diag;
 
 /// The kernel's code for CLOSE_WAIT in `/proc/net/tcp*`.
 const TCP_CLOSE_WAIT: &str = "08";
@@ -31,15 +36,41 @@ pub fn closed_by_peer() -> BTreeSet<(u16, SocketAddr)> {
     closed
 }
 
-/// (local port, remote address) of every ESTABLISHED connection, or None when the kernel's
-/// tables cannot be read (not Linux): then nothing can be said about any connection.
-pub fn live_connections() -> Option<BTreeSet<(u16, SocketAddr)>> {
+/// (local port, remote address) of every ESTABLISHED connection to one of `listeners`, or
+/// None when the kernel cannot tell (not Linux): then nothing can be said about any
+/// connection. Asks the kernel's socket diagnostics ([`crate::node::sock_diag`]) and falls back
+/// to the much slower `/proc/net/tcp*` tables when that fails.
+pub fn live_connections(listeners: &[SocketAddr]) -> Option<BTreeSet<(u16, SocketAddr)>> {
+    let ports: Vec<u16> = listeners.iter().map(SocketAddr::port).collect();
+    let mut families = Vec::new();
+    if listeners.iter().any(SocketAddr::is_ipv4) {
+        families.push(sock_diag::Family::V4);
+    }
+    if listeners.iter().any(SocketAddr::is_ipv6) {
+        families.push(sock_diag::Family::V6);
+    }
+    let mut live = BTreeSet::new();
+    for family in families {
+        match sock_diag::established(family, &ports) {
+            Ok(found) => live.extend(found),
+            Err(_) => return live_connections_from_proc(&ports),
+        }
+    }
+    Some(live)
+}
+
+/// [`live_connections`] read from `/proc/net/tcp` and `/proc/net/tcp6`.
+fn live_connections_from_proc(ports: &[u16]) -> Option<BTreeSet<(u16, SocketAddr)>> {
     let mut live = BTreeSet::new();
     let mut readable = false;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(table) {
             readable = true;
-            live.extend(parse_in_state(&text, TCP_ESTABLISHED));
+            live.extend(
+                parse_in_state(&text, TCP_ESTABLISHED)
+                    .into_iter()
+                    .filter(|(port, _)| ports.contains(port)),
+            );
         }
     }
     readable.then_some(live)

@@ -22,10 +22,11 @@ pub mod envelope;
 pub mod ids;
 pub mod join;
 pub(crate) mod raft_loop;
+pub mod sock_diag;
 pub mod stats;
 pub mod watch;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -196,6 +197,10 @@ pub struct Node {
     pub peer_stats: parking_lot::Mutex<stats::PeerStats>,
     /// Latency of every WAL sync the Raft loop made (one per Ready that must be durable).
     pub wal_sync_latency: stats::SyncHistogram,
+    /// Whether v2 auth is enabled, read by every request's access check without the store lock.
+    /// Invariant: equals `store`'s auth-enabled record as of the store's last change; it is set
+    /// by whoever changed the store, before releasing its write lock ([`Node::note_store_changed`]).
+    auth_enabled: AtomicBool,
 }
 
 impl Node {
@@ -331,7 +336,9 @@ impl Node {
             transport: Some(transport.clone()),
             peer_stats: parking_lot::Mutex::new(stats::PeerStats::default()),
             wal_sync_latency: stats::SyncHistogram::default(),
+            auth_enabled: AtomicBool::new(false),
         });
+        node.note_store_changed(&node.store.read());
         let durable = raft_loop::Durable {
             lock,
             wal,
@@ -573,6 +580,18 @@ impl Node {
 
     pub fn is_leader(&self) -> bool {
         self.status.read().role == Role::Leader
+    }
+
+    /// Whether v2 auth is enabled (as of the last applied entry).
+    pub fn auth_enabled(&self) -> bool {
+        self.auth_enabled.load(Ordering::Acquire)
+    }
+
+    /// Records what request checks read from the store without its lock; called after every
+    /// change to the store, while its write lock is still held.
+    pub(crate) fn note_store_changed(&self, store: &Store) {
+        let enabled = store.internal_value(crate::api::auth::ENABLED_KEY) == Some("true");
+        self.auth_enabled.store(enabled, Ordering::Release);
     }
 
     /// Whether a `quorum=true` read may be answered from the local store at once, without a

@@ -30,7 +30,7 @@ use crate::raft::message::{Entry, MessageKind};
 use crate::raft::raw_node::{RawNode, Ready};
 use crate::raft::Role;
 use crate::snap::Snapshotter;
-use crate::store::Command;
+use crate::store::{Command, Event, UnixNanos, WatcherId};
 use crate::transport::{Inbound, Transport};
 use crate::wal::{Wal, WalError};
 
@@ -659,7 +659,11 @@ impl RaftLoop {
         });
         let store = crate::store::Store::restore(image)
             .unwrap_or_else(|e| panic!("store image in snapshot {index} does not decode: {e:?}"));
-        *self.node.store.write() = store;
+        {
+            let mut installed = self.node.store.write();
+            *installed = store;
+            self.node.note_store_changed(&installed);
+        }
         self.cluster = cluster;
         let members = self.cluster.active_members();
         for member in &members {
@@ -724,6 +728,7 @@ impl RaftLoop {
                     }
                 }
             }
+            self.node.note_store_changed(&store);
         }
         if members_changed {
             let members = self.cluster.active_members();
@@ -753,17 +758,9 @@ impl RaftLoop {
             }));
         }
         if !fired.is_empty() {
-            let now = now_unix_nanos();
-            let rendered = fired
-                .into_iter()
-                .map(|(id, event)| {
-                    (
-                        id,
-                        crate::api::render::event_json(&event, now, false).into_bytes(),
-                    )
-                })
-                .collect();
-            self.node.watches.fire(rendered);
+            self.node
+                .watches
+                .fire(render_fired(fired, now_unix_nanos()));
         }
     }
 
@@ -925,4 +922,25 @@ fn time_out<K: Ord + Copy>(waiters: &mut BTreeMap<K, Waiter>, now: Instant) {
             waiter.reply.complete(Err(ProposeError::TimedOut));
         }
     }
+}
+
+/// Renders the events that fired watchers. The store reports one copy of an event per watcher
+/// it fired, one after another; consecutive equal events share one rendering (a hundred
+/// watchers of a directory cost one JSON body, not a hundred).
+fn render_fired(fired: Vec<(WatcherId, Event)>, now: UnixNanos) -> Vec<(WatcherId, Arc<Vec<u8>>)> {
+    let mut previous: Option<(Event, Arc<Vec<u8>>)> = None;
+    let mut rendered = Vec::with_capacity(fired.len());
+    for (id, event) in fired {
+        let body = match &previous {
+            Some((last, body)) if *last == event => body.clone(),
+            _ => {
+                let body =
+                    Arc::new(crate::api::render::event_json(&event, now, false).into_bytes());
+                previous = Some((event, body.clone()));
+                body
+            }
+        };
+        rendered.push((id, body));
+    }
+    rendered
 }

@@ -32,6 +32,10 @@ const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100)
 /// Deliveries waiting for a delivery thread, across all watchers.
 const DELIVERY_QUEUE_CAPACITY: usize = 16 * 1024;
 
+/// Deliveries are handed to the delivery threads in batches of about this many (one channel
+/// message and at most one wake-up per batch, not per watcher).
+const DELIVERY_BATCH: usize = 32;
+
 /// The open response of one parked watch.
 pub struct WatchSink {
     pub id: WatcherId,
@@ -141,10 +145,17 @@ pub struct WatchHub {
     sinks: Mutex<BTreeMap<WatcherId, Arc<WatchSink>>>,
     next_id: AtomicU64,
     max_parked: usize,
-    deliveries: Sender<Delivery>,
+    /// Batches of deliveries, one queue per delivery thread. A watcher's deliveries always go
+    /// to the same thread ([`WatchHub::thread_for`]), so a stream watcher's events are written
+    /// in the order they fired.
+    /// Invariant: not empty.
+    deliveries: Vec<Sender<Vec<Delivery>>>,
+    /// Deliveries sent and not yet written.
+    /// Invariant: at most `DELIVERY_QUEUE_CAPACITY` (a batch that would pass it is refused).
+    queued_deliveries: AtomicUsize,
     store: Arc<RwLock<Store>>,
-    /// Ports of the client listeners whose connections the parked watches use.
-    listener_ports: Mutex<Vec<u16>>,
+    /// Addresses of the client listeners whose connections the parked watches use.
+    listeners: Mutex<Vec<SocketAddr>>,
 }
 
 /// Why a watch could not be parked.
@@ -160,24 +171,31 @@ impl WatchHub {
         max_parked: usize,
         delivery_threads: usize,
     ) -> Arc<Self> {
-        let (deliveries, queue) = crossbeam_channel::bounded(DELIVERY_QUEUE_CAPACITY);
+        let threads = delivery_threads.max(1);
+        let (deliveries, queues): (Vec<_>, Vec<_>) = (0..threads)
+            .map(|_| crossbeam_channel::bounded(DELIVERY_QUEUE_CAPACITY))
+            .unzip();
         let hub = Arc::new(WatchHub {
             sinks: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             max_parked,
             deliveries,
+            queued_deliveries: AtomicUsize::new(0),
             store,
-            listener_ports: Mutex::new(Vec::new()),
+            listeners: Mutex::new(Vec::new()),
         });
-        for n in 0..delivery_threads.max(1) {
+        for (n, queue) in queues.into_iter().enumerate() {
             let hub = Arc::downgrade(&hub);
-            let queue: Receiver<Delivery> = queue.clone();
+            let queue: Receiver<Vec<Delivery>> = queue;
             std::thread::Builder::new()
                 .name(format!("watch-delivery-{n}"))
                 .spawn(move || {
-                    for delivery in queue.iter() {
+                    for batch in queue.iter() {
                         let Some(hub) = hub.upgrade() else { return };
-                        hub.deliver(delivery);
+                        for delivery in batch {
+                            hub.deliver(delivery);
+                            hub.queued_deliveries.fetch_sub(1, Ordering::AcqRel);
+                        }
                     }
                 })
                 .expect("spawning a watch delivery thread");
@@ -207,25 +225,28 @@ impl WatchHub {
         if watched.is_empty() {
             return;
         }
-        let ports = self.listener_ports.lock().clone();
+        let listeners = self.listeners.lock().clone();
         // Read after listing the sinks: every sink's connection existed before this read, so
         // one that is not established now was closed or reset by its client.
-        let Some(live) = crate::node::closed::live_connections() else {
+        let Some(live) = crate::node::closed::live_connections(&listeners) else {
             return;
         };
         for sink in watched {
-            let gone = sink
-                .client
-                .is_some_and(|client| !ports.iter().any(|port| live.contains(&(*port, client))));
+            let gone = sink.client.is_some_and(|client| {
+                let client = SocketAddr::new(client.ip().to_canonical(), client.port());
+                !listeners
+                    .iter()
+                    .any(|listener| live.contains(&(listener.port(), client)))
+            });
             if gone {
                 self.drop_watcher(&sink);
             }
         }
     }
 
-    /// Registers a client listener's port (connections to it can be reaped).
-    pub fn add_listener_port(&self, port: u16) {
-        self.listener_ports.lock().push(port);
+    /// Registers a client listener (connections to it can be reaped).
+    pub fn add_listener(&self, address: SocketAddr) {
+        self.listeners.lock().push(address);
     }
 
     pub fn next_id(&self) -> WatcherId {
@@ -272,7 +293,9 @@ impl WatchHub {
 
     /// Called by the apply thread with every watcher the last batch fired and the event body
     /// rendered for it. Never blocks.
-    pub fn fire(&self, fired: Vec<(WatcherId, Vec<u8>)>) {
+    pub fn fire(&self, fired: Vec<(WatcherId, Arc<Vec<u8>>)>) {
+        let mut batches: Vec<Vec<Delivery>> =
+            (0..self.deliveries.len()).map(|_| Vec::new()).collect();
         for (id, body) in fired {
             let sink = {
                 let mut sinks = self.sinks.lock();
@@ -288,14 +311,41 @@ impl WatchHub {
                 self.drop_watcher(&sink);
                 continue;
             }
-            let delivery = Delivery {
-                sink: sink.clone(),
-                body: Arc::new(body),
-            };
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                self.deliveries.try_send(delivery)
-            {
-                self.drop_watcher(&sink);
+            let thread = self.thread_for(id);
+            batches[thread].push(Delivery { sink, body });
+            if batches[thread].len() == DELIVERY_BATCH {
+                self.send_batch(thread, std::mem::take(&mut batches[thread]));
+            }
+        }
+        for (thread, batch) in batches.into_iter().enumerate() {
+            if !batch.is_empty() {
+                self.send_batch(thread, batch);
+            }
+        }
+    }
+
+    /// The delivery thread that writes every event of watcher `id`.
+    fn thread_for(&self, id: WatcherId) -> usize {
+        (id % self.deliveries.len() as u64) as usize
+    }
+
+    /// Queues one batch for a delivery thread; when the queue is full, its watchers are ended
+    /// instead (a slow reader never makes apply wait).
+    fn send_batch(&self, thread: usize, batch: Vec<Delivery>) {
+        let count = batch.len();
+        let queued = self.queued_deliveries.fetch_add(count, Ordering::AcqRel);
+        let refused = if queued + count > DELIVERY_QUEUE_CAPACITY {
+            Some(batch)
+        } else {
+            match self.deliveries[thread].try_send(batch) {
+                Ok(()) => None,
+                Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => Some(batch),
+            }
+        };
+        if let Some(batch) = refused {
+            self.queued_deliveries.fetch_sub(count, Ordering::AcqRel);
+            for delivery in batch {
+                self.drop_watcher(&delivery.sink);
             }
         }
     }
@@ -316,5 +366,69 @@ impl WatchHub {
         self.sinks.lock().remove(&sink.id);
         self.store.write().remove_watcher(sink.id);
         sink.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A response writer that keeps what was written.
+    struct Recorder(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Recorder {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The event numbers in the chunks written (bodies are `<n>;`).
+    fn numbers_written(written: &[u8]) -> Vec<u64> {
+        String::from_utf8_lossy(written)
+            .split(';')
+            .filter_map(|part| part.rsplit('\n').next()?.parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_watcher_gets_its_events_in_the_order_they_fired() {
+        // Regression: with two delivery threads taking events from one queue, a stream
+        // watcher's consecutive events could be written in the wrong order.
+        let hub = WatchHub::start(Arc::new(RwLock::new(Store::new())), 10, 2);
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::new(WatchSink::new(
+            7,
+            true,
+            Box::new(Recorder(written.clone())),
+            Vec::new(),
+            None,
+        ));
+        hub.park(sink);
+        let (groups, group_size) = (200u64, 40u64);
+        for group in 0..groups {
+            for n in group * group_size..(group + 1) * group_size {
+                hub.fire(vec![(7, Arc::new(format!("{n};").into_bytes()))]);
+            }
+            // Stay under the stream backlog limit: let the group be written first.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while numbers_written(&written.lock()).len() < ((group + 1) * group_size) as usize {
+                assert!(Instant::now() < deadline, "group {group} was not delivered");
+                std::thread::yield_now();
+            }
+        }
+        let numbers = numbers_written(&written.lock());
+        let expected: Vec<u64> = (0..groups * group_size).collect();
+        let first_out_of_order = numbers.windows(2).position(|pair| pair[0] > pair[1]);
+        assert_eq!(
+            first_out_of_order, None,
+            "events written out of order (first at position {first_out_of_order:?})"
+        );
+        assert_eq!(numbers, expected);
     }
 }

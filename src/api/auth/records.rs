@@ -35,7 +35,8 @@ use super::{parse_basic_credentials, password};
 
 /// The internal-namespace prefix of auth records (etcd's `StorePermsPrefix`).
 const PREFIX: &str = "/2";
-const ENABLED_KEY: &str = "/2/enabled";
+/// Holds `true` while auth is enabled (also read, through the node, on every request).
+pub(crate) const ENABLED_KEY: &str = "/2/enabled";
 const USERS_PREFIX: &str = "/2/users/";
 const ROLES_PREFIX: &str = "/2/roles/";
 /// What the directory markers hold.
@@ -70,8 +71,10 @@ impl AuthStore<'_> {
             .map(str::to_string)
     }
 
+    /// Reads the node's copy of [`ENABLED_KEY`], kept current by the Raft loop on apply, so
+    /// that the check every key request makes takes no store lock.
     pub(super) fn enabled(&self) -> bool {
-        self.value(ENABLED_KEY).as_deref() == Some("true")
+        self.node.auth_enabled()
     }
 
     pub(super) fn get_user(&self, name: &str) -> Result<User, AuthError> {
