@@ -13,6 +13,9 @@
 //! workloads are the closed-loop `put c=1`, `put c=64` and `get c=64` of
 //! [`crate::bench::workload`], and the watch fan-out of [`crate::bench::watch`], for which the
 //! null server is [`crate::bench::null_watch`] (it must keep events and park watches to pass).
+//! It also times a hand-off between two threads ([`hand_off_round_trips`]): the price of each
+//! step at which a request moves to another thread (tiny_http's queue, the Raft loop, a
+//! responder).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -68,8 +71,8 @@ impl Drop for NullServer {
     }
 }
 
-/// A null server on tiny_http with `workers` threads taking requests from its queue.
-pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
+/// A tiny_http server on a free port of 127.0.0.1, its connection pool nudged as raftkv's is.
+pub fn bind_local_tiny_http() -> std::io::Result<(Arc<tiny_http::Server>, SocketAddr)> {
     let server =
         tiny_http::Server::http("127.0.0.1:0").map_err(|e| std::io::Error::other(e.to_string()))?;
     let address = server
@@ -78,6 +81,12 @@ pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
         .ok_or_else(|| std::io::Error::other("tiny_http listener is not IP"))?;
     let server = Arc::new(server);
     crate::api::server::spawn_pool_nudger(&server, address);
+    Ok((server, address))
+}
+
+/// A null server on tiny_http with `workers` threads taking requests from its queue.
+pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
+    let (server, address) = bind_local_tiny_http()?;
     let stopping = Arc::new(AtomicBool::new(false));
     for n in 0..workers.max(1) {
         let server = server.clone();
@@ -230,9 +239,43 @@ struct Target {
     figures: Vec<Vec<f64>>,
 }
 
+/// The time one thread takes to wake another that is blocked on a channel and hear back:
+/// `round_trips` ping-pongs over crossbeam channels (what the Raft loop waits on), one per
+/// sample. Half a round trip is the cost of one hand-off between threads, which every step of
+/// a request that moves to another thread pays.
+pub fn hand_off_round_trips(round_trips: usize) -> crate::bench::histogram::Histogram {
+    let (ping, pinged) = crossbeam_channel::bounded::<u64>(1);
+    let (pong, ponged) = crossbeam_channel::bounded::<u64>(1);
+    let echo = std::thread::spawn(move || {
+        for value in pinged.iter() {
+            if pong.send(value).is_err() {
+                return;
+            }
+        }
+    });
+    let mut latency = crate::bench::histogram::Histogram::new();
+    for n in 0..round_trips as u64 {
+        let started = std::time::Instant::now();
+        let echoed = ping.send(n).ok().and_then(|_| ponged.recv().ok());
+        assert_eq!(echoed, Some(n), "the echo thread answers every ping in order");
+        latency.record(started.elapsed());
+        // Let the echo thread block again, as a thread waiting for work would be.
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    drop(ping);
+    let _ = echo.join();
+    latency
+}
+
 /// Runs the floor measurement and prints a table of medians and ratios to etcd.
 pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
     assert!(settings.rounds >= 1, "floor needs at least one round");
+    let hand_off = hand_off_round_trips(5000);
+    println!(
+        "thread hand-off round trip (crossbeam channel, receiver blocked): p50 {:.1} us, p99 {:.1} us",
+        hand_off.quantile_nanos(0.5) as f64 / 1e3,
+        hand_off.quantile_nanos(0.99) as f64 / 1e3
+    );
     let workloads = floor_workloads();
     let io_error = |what: &str, error: std::io::Error| ProcessError::Io {
         path: PathBuf::from("127.0.0.1"),
@@ -471,6 +514,13 @@ mod tests {
             );
             assert_eq!(answers.matches(NULL_BODY).count(), 2, "{answers}");
         }
+    }
+
+    #[test]
+    fn hand_offs_are_measured_once_per_round_trip() {
+        let latency = hand_off_round_trips(20);
+        assert_eq!(latency.count(), 20);
+        assert!(latency.quantile_nanos(0.5) > 0);
     }
 
     #[test]

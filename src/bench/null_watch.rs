@@ -78,14 +78,7 @@ impl Events {
 
 /// Starts the server on a free port of 127.0.0.1 with `workers` threads.
 pub fn start_null_watch(workers: usize) -> std::io::Result<NullWatchServer> {
-    let server =
-        tiny_http::Server::http("127.0.0.1:0").map_err(|e| std::io::Error::other(e.to_string()))?;
-    let address = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| std::io::Error::other("tiny_http listener is not IP"))?;
-    let server = Arc::new(server);
-    crate::api::server::spawn_pool_nudger(&server, address);
+    let (server, address) = crate::bench::floor::bind_local_tiny_http()?;
     let stopping = Arc::new(AtomicBool::new(false));
     let events = Arc::new(Mutex::new(Events::default()));
     for n in 0..workers.max(1) {
