@@ -257,7 +257,11 @@ pub fn hand_off_round_trips(round_trips: usize) -> crate::bench::histogram::Hist
     for n in 0..round_trips as u64 {
         let started = std::time::Instant::now();
         let echoed = ping.send(n).ok().and_then(|_| ponged.recv().ok());
-        assert_eq!(echoed, Some(n), "the echo thread answers every ping in order");
+        assert_eq!(
+            echoed,
+            Some(n),
+            "the echo thread answers every ping in order"
+        );
         latency.record(started.elapsed());
         // Let the echo thread block again, as a thread waiting for work would be.
         std::thread::sleep(Duration::from_micros(50));

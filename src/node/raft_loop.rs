@@ -362,6 +362,19 @@ impl RaftLoop {
         let _ = self.raw.propose_batch(entries);
     }
 
+    /// The size of the first entry of a forwarded proposal that this member's WAL could not
+    /// hold. Such an entry must not reach the log: a committed entry that cannot be persisted
+    /// stops every later write. (The proposer checked it against its own WAL, which may allow
+    /// larger entries: members can run with different `--wal-segment-bytes`.)
+    fn oversized_forwarded_entry(&self, message: &crate::raft::message::Message) -> Option<usize> {
+        let max_bytes = self.wal.max_entry_data_bytes();
+        message
+            .entries
+            .iter()
+            .map(|entry| entry.data.len())
+            .find(|bytes| *bytes > max_bytes)
+    }
+
     fn handle_inbound(&mut self, item: Inbound) {
         match item {
             Inbound::Message { from, payload } => match decode_message(&payload) {
@@ -370,6 +383,15 @@ impl RaftLoop {
                         MessageKind::Append => self.node.peer_stats.lock().recv_append_requests += 1,
                         MessageKind::AppendResponse | MessageKind::HeartbeatResponse => {
                             self.node.peer_stats.lock().answered_by(from, Instant::now())
+                        }
+                        MessageKind::Propose => {
+                            if let Some(refused) = self.oversized_forwarded_entry(&message) {
+                                eprintln!(
+                                    "raftkv: dropped a proposal forwarded by {from:x}: an entry of {refused} bytes exceeds the largest WAL entry ({} bytes; see --wal-segment-bytes); the proposer's client gets a timeout",
+                                    self.wal.max_entry_data_bytes()
+                                );
+                                return;
+                            }
                         }
                         _ => {}
                     }

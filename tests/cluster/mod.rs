@@ -94,8 +94,9 @@ pub struct Member {
     pub paused: bool,
     /// Removed from the cluster: never started again.
     pub removed: bool,
-    /// More flags for every start (e.g. `--snapshot-count`).
-    extra_args: Vec<String>,
+    /// More flags for every start (e.g. `--snapshot-count`); a test may change them before a
+    /// restart.
+    pub extra_args: Vec<String>,
 }
 
 impl Member {
