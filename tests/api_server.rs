@@ -352,3 +352,62 @@ fn a_write_too_large_for_the_wal_is_refused_and_later_writes_go_on() {
     let missing = get(server.addr, "/v2/keys/too/big");
     assert_eq!(missing.status, 404, "{}", missing.body);
 }
+
+/// Opens `count` connections at once, from a thread each, and sends each one GET; returns how
+/// long the slowest took to answer (each must answer 200).
+fn burst_of_gets(addr: std::net::SocketAddr, count: usize) -> Duration {
+    let start_line = std::sync::Barrier::new(count);
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..count)
+            .map(|n| {
+                let start_line = &start_line;
+                scope.spawn(move || {
+                    start_line.wait();
+                    let started = Instant::now();
+                    let mut stream = connect(addr);
+                    stream
+                        .write_all(b"GET /version HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .unwrap();
+                    let mut status_line = [0u8; 12];
+                    stream.read_exact(&mut status_line).unwrap_or_else(|e| {
+                        panic!("connection {n} of the burst never answered: {e}")
+                    });
+                    assert_eq!(&status_line, b"HTTP/1.1 200", "connection {n}");
+                    let elapsed = started.elapsed();
+                    // Keep the connection open until every client has its answer.
+                    (elapsed, stream)
+                })
+            })
+            .collect();
+        let answers: Vec<(Duration, std::net::TcpStream)> = clients
+            .into_iter()
+            .map(|client| client.join().expect("a burst client panicked"))
+            .collect();
+        answers
+            .iter()
+            .map(|(elapsed, _)| *elapsed)
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+/// Regression for two ways a burst of new connections waited: the client listener had std's
+/// backlog of 128, so a burst of 256 lost handshakes and waited for the client's SYN
+/// retransmission (1 s, then 3 s); and tiny_http queues connections that arrive together while
+/// it still counts idle threads, and only one of them got a thread per pool nudge (every
+/// 100 ms). Six bursts of 256 new connections, each to a fresh server: the slowest answers add
+/// up to 0.2-0.6 s now; with the old nudger they added up to 2.6-7.5 s (every run tried), with
+/// the old backlog to over 1 s whenever a handshake was lost (some runs).
+#[test]
+fn bursts_of_new_connections_are_served_promptly() {
+    // A burst larger than the pool's idle threads hits the race: one burst per fresh server
+    // (its pool has four idle threads).
+    let slowest: Vec<Duration> = (0..6)
+        .map(|_| burst_of_gets(start(&[]).addr, 256))
+        .collect();
+    let total: Duration = slowest.iter().sum();
+    assert!(
+        total < Duration::from_secs_f64(1.5),
+        "the slowest answers of six bursts add up to {total:?}: {slowest:?}"
+    );
+}

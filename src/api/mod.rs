@@ -21,6 +21,7 @@ pub mod gojson;
 pub mod http;
 pub mod json;
 pub mod keys;
+pub mod pool_nudge;
 pub mod proxy;
 pub mod render;
 pub mod responders;

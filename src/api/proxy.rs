@@ -97,7 +97,7 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         .unwrap_or_default();
     let address =
         host_port(&listen).ok_or_else(|| format!("bad --listen-client-urls {listen:?}"))?;
-    let server = tiny_http::Server::http(&address)
+    let server = crate::api::server::http_server(&address)
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let local_addr = server.server_addr().to_ip().ok_or("not an IP listener")?;
     let peer_urls: Vec<String> = config
@@ -132,7 +132,7 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         })
         .map_err(|e| e.to_string())?;
     let server = Arc::new(server);
-    crate::api::server::spawn_pool_nudger(&server, local_addr);
+    crate::api::pool_nudge::spawn_pool_nudger(&server, local_addr);
     // Each forwarded request holds its worker for the round trip to the member.
     for n in 0..config.max_client_workers.max(PROXY_MIN_WORKERS) {
         let server = server.clone();

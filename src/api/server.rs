@@ -57,7 +57,7 @@ pub fn serve(
         crate::node::config::host_port(listen_url).ok_or_else(|| ServeError::BadListenUrl {
             url: listen_url.to_string(),
         })?;
-    let server = tiny_http::Server::http(&address).map_err(|e| ServeError::Bind {
+    let server = http_server(&address).map_err(|e| ServeError::Bind {
         address: address.clone(),
         reason: e.to_string(),
     })?;
@@ -69,7 +69,7 @@ pub fn serve(
             reason: "not an IP listener".into(),
         })?;
     let server = Arc::new(server);
-    spawn_pool_nudger(&server, local_addr);
+    super::pool_nudge::spawn_pool_nudger(&server, local_addr);
     node.watches.add_listener(local_addr);
     // Receiving and taking a ticket happen under one lock so tickets follow arrival order;
     // the sequencer then runs each connection's requests one after another, as Go does
@@ -105,6 +105,26 @@ pub fn serve(
     Ok(ClientServer { server, local_addr })
 }
 
+/// Connections the kernel completes and queues for the accept thread. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default), which is what Go's listeners, and so etcd's, ask
+/// for. std's `TcpListener::bind`, and so tiny_http's `Server::http`, asks for 128: a burst of
+/// more new connections than that lost handshakes and waited for the client's retransmission
+/// (1 s, then 3 s; found by raftkv-bench at 256 clients).
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A tiny_http server listening on `address` with [`LISTEN_BACKLOG`].
+pub fn http_server(address: &str) -> std::io::Result<tiny_http::Server> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind(address)?;
+    // Listening again on a listening socket sets its backlog anew.
+    // SAFETY: listen(2) on a descriptor the listener owns and keeps open.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// Responder threads for `workers` workers: writes and quorum reads are answered there.
 fn responder_threads(workers: usize) -> usize {
     (workers / 4).clamp(1, 4)
@@ -117,36 +137,6 @@ struct Context<'a> {
     /// This request's place in its connection's order; finished when it is dropped, so it
     /// goes with the request wherever its response is written.
     turn: TurnGuard,
-}
-
-/// How often the connection pool is nudged (see [`spawn_pool_nudger`]).
-const POOL_NUDGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// tiny_http 0.12 serves each connection on a thread of its task pool, and the pool decides
-/// whether to start a thread from a count of idle threads that lags behind: when two
-/// connections arrive together and one thread is idle, the second connection is queued behind
-/// threads that are busy with keep-alive connections, and is not served until one of them
-/// ends (found by raftkv-bench: accepted connections with an unread request). A connection
-/// made to ourselves every 100 ms makes the pool start a thread when none is idle; that thread
-/// then takes the queued connections. The nudge ends when the server is dropped.
-pub fn spawn_pool_nudger(server: &Arc<tiny_http::Server>, local_addr: std::net::SocketAddr) {
-    let weak = Arc::downgrade(server);
-    let mut target = local_addr;
-    if target.ip().is_unspecified() {
-        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let spawned = std::thread::Builder::new()
-        .name("pool-nudge".into())
-        .spawn(move || loop {
-            std::thread::sleep(POOL_NUDGE_INTERVAL);
-            if weak.upgrade().is_none() {
-                return;
-            }
-            let _ = std::net::TcpStream::connect_timeout(&target, POOL_NUDGE_INTERVAL);
-        });
-    if let Err(error) = spawned {
-        eprintln!("raftkv: cannot start the connection-pool nudger: {error}");
-    }
 }
 
 /// The CORS headers a response carries: none, or etcd's three with the allowed origin.

@@ -73,14 +73,13 @@ impl Drop for NullServer {
 
 /// A tiny_http server on a free port of 127.0.0.1, its connection pool nudged as raftkv's is.
 pub fn bind_local_tiny_http() -> std::io::Result<(Arc<tiny_http::Server>, SocketAddr)> {
-    let server =
-        tiny_http::Server::http("127.0.0.1:0").map_err(|e| std::io::Error::other(e.to_string()))?;
+    let server = crate::api::server::http_server("127.0.0.1:0")?;
     let address = server
         .server_addr()
         .to_ip()
         .ok_or_else(|| std::io::Error::other("tiny_http listener is not IP"))?;
     let server = Arc::new(server);
-    crate::api::server::spawn_pool_nudger(&server, address);
+    crate::api::pool_nudge::spawn_pool_nudger(&server, address);
     Ok((server, address))
 }
 
@@ -119,6 +118,17 @@ pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
 /// A null server on std::net: one thread per connection, requests read through a buffer.
 pub fn start_std_net_null() -> std::io::Result<NullServer> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
+    // The same backlog as raftkv's and etcd's listeners (see `LISTEN_BACKLOG`).
+    // SAFETY: listen(2) on a descriptor the listener owns and keeps open.
+    if unsafe {
+        libc::listen(
+            std::os::fd::AsRawFd::as_raw_fd(&listener),
+            crate::api::server::LISTEN_BACKLOG,
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
     let address = listener.local_addr()?;
     let stopping = Arc::new(AtomicBool::new(false));
     let accept_stopping = stopping.clone();

@@ -1,0 +1,292 @@
+//! Keeps tiny_http's connection pool from leaving new connections unserved.
+//!
+//! tiny_http 0.12 serves each connection on a thread of its task pool. The pool starts a new
+//! thread for a connection only when it counts no idle thread, and it counts a thread as idle
+//! until that thread has woken up and taken a task. So when connections arrive together while
+//! k threads are idle, every one of them is queued, k are taken, and the rest wait until a
+//! thread becomes free, which the thread of a keep-alive connection never does. Nothing in
+//! tiny_http's API shows that queue (found by raftkv-bench: 161 of 256 connections opened at
+//! once waited until the client dialled again).
+//!
+//! The kernel shows it: a queued connection's request sits unread in its socket. Every
+//! [`LOOK_INTERVAL`] the nudger lists this process's sockets on the listener's port that hold
+//! unread bytes ([`unread_sockets`]: `/proc/self/fd`, then `getsockname`, `getpeername` and
+//! `FIONREAD` on each; read-only, on sockets tiny_http owns). For each one that already held
+//! unread bytes at the previous look, and has not been nudged for, it connects to the listener
+//! once. That connection finds no idle thread (none is idle while connections wait), so the
+//! pool starts a thread for it, and that thread, after this connection that closes at once,
+//! takes the oldest queued one. A socket first seen unread is looked at again after
+//! [`BUSY_LOOK_INTERVAL`], so a waiting connection gets its thread within about
+//! `LOOK_INTERVAL + BUSY_LOOK_INTERVAL`. One blind connection per [`LOOK_INTERVAL`] is made as well, so that
+//! a queued connection that sent nothing yet, or a system without `/proc`, still gets a thread
+//! (one per interval).
+//!
+//! A socket with unread bytes is not always queued: a request pipelined behind a long poll
+//! waits in its socket too. Such a socket is nudged for once, not again while it stays
+//! unread, so the cost is bounded by the number of sockets.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the nudger looks for waiting connections, and how often it nudges blind.
+pub const LOOK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How soon it looks again after it found sockets with unread bytes not nudged for yet.
+pub const BUSY_LOOK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Nudges per look at most.
+const MAX_NUDGES_PER_LOOK: usize = 64;
+
+/// File descriptors examined per look at most (bounds the cost with very many connections).
+const MAX_DESCRIPTORS_PER_LOOK: usize = 65_536;
+
+/// A socket by its descriptor and the client at its other end (the pair tells a reused
+/// descriptor from the one seen before).
+type SocketKey = (i32, SocketAddr);
+
+/// Starts the nudger of `server`, listening on `local_addr`; it ends when the server is
+/// dropped.
+pub fn spawn_pool_nudger(server: &Arc<tiny_http::Server>, local_addr: SocketAddr) {
+    let weak = Arc::downgrade(server);
+    let mut target = local_addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let port = local_addr.port();
+    let spawned = std::thread::Builder::new()
+        .name("pool-nudge".into())
+        .spawn(move || {
+            let mut nudger = Nudger::default();
+            let mut since_blind_nudge = Duration::ZERO;
+            loop {
+                let pause = if nudger.look_soon {
+                    BUSY_LOOK_INTERVAL
+                } else {
+                    LOOK_INTERVAL
+                };
+                std::thread::sleep(pause);
+                if weak.upgrade().is_none() {
+                    return;
+                }
+                let nudges = nudger.look(unread_sockets(port));
+                since_blind_nudge += pause;
+                let blind = since_blind_nudge >= LOOK_INTERVAL;
+                if blind {
+                    since_blind_nudge = Duration::ZERO;
+                }
+                for _ in 0..nudges + usize::from(blind) {
+                    let _ = TcpStream::connect_timeout(&target, LOOK_INTERVAL);
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        eprintln!("raftkv: cannot start the connection-pool nudger: {error}");
+    }
+}
+
+/// What the nudger remembers between looks.
+#[derive(Debug, Default)]
+struct Nudger {
+    /// Sockets with unread bytes at the last look.
+    unread: BTreeSet<SocketKey>,
+    /// Sockets nudged for that have stayed unread since.
+    /// Invariant: a subset of `unread`.
+    nudged: BTreeSet<SocketKey>,
+    /// The last look found unread sockets not nudged for yet: look again after
+    /// [`BUSY_LOOK_INTERVAL`].
+    look_soon: bool,
+}
+
+impl Nudger {
+    /// Takes the sockets holding unread bytes now (None: cannot tell); returns how many
+    /// connections to make.
+    fn look(&mut self, unread_now: Option<BTreeSet<SocketKey>>) -> usize {
+        let Some(unread_now) = unread_now else {
+            self.unread.clear();
+            self.nudged.clear();
+            self.look_soon = false;
+            return 0;
+        };
+        let waiting: Vec<SocketKey> = unread_now.intersection(&self.unread).copied().collect();
+        self.nudged.retain(|key| unread_now.contains(key));
+        let mut nudges = 0;
+        for key in waiting {
+            if nudges == MAX_NUDGES_PER_LOOK {
+                break;
+            }
+            if self.nudged.insert(key) {
+                nudges += 1;
+            }
+        }
+        // Look again soon while some unread socket has not been nudged for: it is nudged for
+        // one short interval after it was first seen.
+        self.look_soon = unread_now.iter().any(|key| !self.nudged.contains(key));
+        self.unread = unread_now;
+        nudges
+    }
+}
+
+/// The connected sockets of this process whose local port is `port` and that hold unread
+/// bytes, by descriptor and client address; None when `/proc/self/fd` cannot be read.
+pub fn unread_sockets(port: u16) -> Option<BTreeSet<SocketKey>> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    let mut found = BTreeSet::new();
+    for entry in entries.take(MAX_DESCRIPTORS_PER_LOOK).flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if socket_address(fd, Side::Local).map(|a| a.port()) != Some(port) || unread_bytes(fd) == 0
+        {
+            continue;
+        }
+        // The listener itself has no peer.
+        if let Some(peer) = socket_address(fd, Side::Peer) {
+            found.insert((fd, peer));
+        }
+    }
+    Some(found)
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Local,
+    Peer,
+}
+
+/// The IP address of one end of socket `fd`; None for anything else (a file, an unconnected
+/// socket, a closed descriptor).
+fn socket_address(fd: i32, side: Side) -> Option<SocketAddr> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let address = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+    // SAFETY: storage and length are valid for the call; the kernel writes at most `length`
+    // bytes. A descriptor that is not a socket (or no longer open) makes the call fail.
+    let result = unsafe {
+        match side {
+            Side::Local => libc::getsockname(fd, address, &mut length),
+            Side::Peer => libc::getpeername(fd, address, &mut length),
+        }
+    };
+    if result != 0 {
+        return None;
+    }
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let v4 = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Some(SocketAddr::new(ip.into(), u16::from_be(v4.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let v6 = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            Some(SocketAddr::new(ip.into(), u16::from_be(v6.sin6_port)))
+        }
+        _ => None,
+    }
+}
+
+/// Bytes received on socket `fd` and not yet read (0 when that cannot be told).
+fn unread_bytes(fd: i32) -> usize {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int to the pointer given.
+    let result = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut bytes as *mut libc::c_int) };
+    if result == 0 {
+        bytes.max(0) as usize
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    fn key(fd: i32, port: u16) -> SocketKey {
+        (fd, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn a_socket_with_an_unread_request_is_found_until_it_is_read() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server_side, peer) = listener.accept().unwrap();
+        let fd = server_side.as_raw_fd();
+        assert!(
+            !unread_sockets(port).unwrap().contains(&(fd, peer)),
+            "nothing sent yet"
+        );
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !unread_sockets(port).unwrap().contains(&(fd, peer)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unread request not found"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut request = [0u8; 18];
+        server_side.read_exact(&mut request).unwrap();
+        assert!(!unread_sockets(port).unwrap().contains(&(fd, peer)));
+        // The listener and the client's own end are never listed.
+        assert!(unread_sockets(port)
+            .unwrap()
+            .iter()
+            .all(|(found, _)| *found == fd));
+    }
+
+    #[test]
+    fn a_socket_is_nudged_for_once_after_two_looks_and_again_only_when_it_comes_back() {
+        let mut nudger = Nudger::default();
+        let a = key(10, 5000);
+        let b = key(11, 5001);
+        assert_eq!(
+            nudger.look(Some([a].into())),
+            0,
+            "seen once: maybe in flight"
+        );
+        assert!(nudger.look_soon, "a is looked at again soon");
+        assert_eq!(
+            nudger.look(Some([a, b].into())),
+            1,
+            "a waited a whole interval"
+        );
+        assert!(nudger.look_soon, "b is new");
+        assert_eq!(nudger.look(Some([a, b].into())), 1, "b now; a not again");
+        assert_eq!(nudger.look(Some([a, b].into())), 0);
+        assert!(!nudger.look_soon, "both nudged for: no hurry");
+        assert_eq!(nudger.look(Some([b].into())), 0, "a was read");
+        assert_eq!(nudger.look(Some([a, b].into())), 0, "a is back: seen once");
+        assert_eq!(nudger.look(Some([a, b].into())), 1, "a waited again");
+        assert_eq!(
+            nudger.look(None),
+            0,
+            "cannot tell: no nudges, memory cleared"
+        );
+        assert_eq!(nudger.look(Some([a].into())), 0);
+    }
+
+    #[test]
+    fn nudges_per_look_are_bounded() {
+        let mut nudger = Nudger::default();
+        let many: BTreeSet<SocketKey> = (0..200).map(|n| key(n, 6000 + n as u16)).collect();
+        assert_eq!(nudger.look(Some(many.clone())), 0);
+        assert_eq!(nudger.look(Some(many.clone())), MAX_NUDGES_PER_LOOK);
+        assert_eq!(nudger.look(Some(many.clone())), MAX_NUDGES_PER_LOOK);
+    }
+}
