@@ -112,8 +112,8 @@ pub fn serve(
 /// (1 s, then 3 s; found by raftkv-bench at 256 clients).
 pub const LISTEN_BACKLOG: i32 = 4096;
 
-/// A tiny_http server listening on `address` with [`LISTEN_BACKLOG`].
-pub fn http_server(address: &str) -> std::io::Result<tiny_http::Server> {
+/// Binds `address` and listens with [`LISTEN_BACKLOG`].
+pub fn bind_listener(address: &str) -> std::io::Result<std::net::TcpListener> {
     use std::os::fd::AsRawFd;
     let listener = std::net::TcpListener::bind(address)?;
     // Listening again on a listening socket sets its backlog anew.
@@ -121,7 +121,12 @@ pub fn http_server(address: &str) -> std::io::Result<tiny_http::Server> {
     if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    tiny_http::Server::from_listener(listener, None)
+    Ok(listener)
+}
+
+/// A tiny_http server listening on `address` with [`LISTEN_BACKLOG`].
+pub fn http_server(address: &str) -> std::io::Result<tiny_http::Server> {
+    tiny_http::Server::from_listener(bind_listener(address)?, None)
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 

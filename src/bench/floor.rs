@@ -18,7 +18,7 @@
 //! responder).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -117,18 +117,8 @@ pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
 
 /// A null server on std::net: one thread per connection, requests read through a buffer.
 pub fn start_std_net_null() -> std::io::Result<NullServer> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    // The same backlog as raftkv's and etcd's listeners (see `LISTEN_BACKLOG`).
-    // SAFETY: listen(2) on a descriptor the listener owns and keeps open.
-    if unsafe {
-        libc::listen(
-            std::os::fd::AsRawFd::as_raw_fd(&listener),
-            crate::api::server::LISTEN_BACKLOG,
-        )
-    } != 0
-    {
-        return Err(std::io::Error::last_os_error());
-    }
+    // The same backlog as raftkv's and etcd's listeners.
+    let listener = crate::api::server::bind_listener("127.0.0.1:0")?;
     let address = listener.local_addr()?;
     let stopping = Arc::new(AtomicBool::new(false));
     let accept_stopping = stopping.clone();
