@@ -4,7 +4,8 @@
 mod cluster;
 mod common;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 use cluster::Cluster;
 
@@ -66,5 +67,74 @@ fn a_forwarded_entry_too_large_for_the_leaders_wal_is_dropped_and_writes_go_on()
         cluster.logs().contains("dropped a proposal forwarded by"),
         "the leader says why\n{}",
         cluster.logs()
+    );
+}
+
+/// Opens `count` connections at once, from a thread each, and sends each one GET; returns how
+/// long the slowest took to answer (each must answer 200).
+fn burst_of_gets(addr: std::net::SocketAddr, count: usize) -> Duration {
+    let start_line = std::sync::Barrier::new(count);
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..count)
+            .map(|n| {
+                let start_line = &start_line;
+                scope.spawn(move || {
+                    start_line.wait();
+                    let started = Instant::now();
+                    let mut stream =
+                        std::net::TcpStream::connect(addr).expect("connecting to the test server");
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
+                    stream
+                        .write_all(b"GET /version HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .unwrap();
+                    let mut status_line = [0u8; 12];
+                    stream.read_exact(&mut status_line).unwrap_or_else(|e| {
+                        panic!("connection {n} of the burst never answered: {e}")
+                    });
+                    assert_eq!(&status_line, b"HTTP/1.1 200", "connection {n}");
+                    let elapsed = started.elapsed();
+                    // Keep the connection open until every client has its answer.
+                    (elapsed, stream)
+                })
+            })
+            .collect();
+        let answers: Vec<(Duration, std::net::TcpStream)> = clients
+            .into_iter()
+            .map(|client| client.join().expect("a burst client panicked"))
+            .collect();
+        answers
+            .iter()
+            .map(|(elapsed, _)| *elapsed)
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+/// Regression for two ways a burst of new connections waited: the client listener had std's
+/// backlog of 128, so a burst of 256 lost handshakes and waited for the client's SYN
+/// retransmission (1 s, then 3 s); and tiny_http queues connections that arrive together while
+/// it still counts idle threads, and only one of them got a thread per pool nudge (every
+/// 100 ms). Six bursts of 256 new connections, each to a fresh single-member server: the
+/// slowest answers add up to 0.7-0.9 s with this (debug) build, 2.9-4.2 s with the old nudger.
+#[test]
+fn bursts_of_new_connections_are_served_promptly() {
+    // A burst larger than the pool's idle threads hits the race: one burst per fresh server
+    // (its pool has four idle threads). The server runs in a process of its own, as in
+    // production: the nudger examines every descriptor of its process, and this test's own
+    // client sockets must not be among them.
+    let slowest: Vec<Duration> = (0..6)
+        .map(|_| {
+            let cluster = Cluster::start(1).unwrap();
+            let address =
+                std::net::SocketAddr::from(([127, 0, 0, 1], cluster.members[0].client_port));
+            burst_of_gets(address, 256)
+        })
+        .collect();
+    let total: Duration = slowest.iter().sum();
+    assert!(
+        total < Duration::from_secs_f64(1.5),
+        "the slowest answers of six bursts add up to {total:?}: {slowest:?}"
     );
 }

@@ -83,7 +83,7 @@ pub enum DiagError {
         expected_bytes: usize,
         found_bytes: usize,
     },
-    /// The dump did not end within [`MAX_RECEIVES`] receives.
+    /// The dump did not end within `MAX_RECEIVES` receives.
     Endless,
 }
 
