@@ -25,7 +25,7 @@ use crate::bench::process::{
     apparent_size_bytes, disk_usage_bytes, ProcessError, Server, ServerKind, ServerSpec, TempDir,
 };
 use crate::bench::report::{fan_out_line, median, ratio, table, workload_line};
-use crate::bench::watch::{run_fan_out, FanOutResult, FanOutSettings};
+use crate::bench::watch::{run_fan_out, FanOutPlan, FanOutResult};
 use crate::bench::workload::{
     preload, preloaded_key, run_workload, settings_with_preload, standard_workloads, RunSettings,
     Workload, WorkloadResult,
@@ -44,9 +44,7 @@ pub struct CompareSettings {
     pub request_timeout: Duration,
     /// Keys preloaded for the get and mix workloads.
     pub preload_keys: u64,
-    pub watchers: usize,
-    pub watch_writes: u64,
-    pub watch_time_limit: Duration,
+    pub fan_out: FanOutPlan,
     /// Keys loaded before measuring memory, data-dir size and restart time (0: skip).
     pub memory_keys: u64,
     /// How long a server may take to answer after a start.
@@ -299,8 +297,8 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         settings.max_requests,
         settings.time_limit,
         settings.preload_keys,
-        settings.watchers,
-        settings.watch_writes
+        settings.fan_out.watchers,
+        settings.fan_out.writes
     );
     println!(
         "  note: numbers are noisy when other processes share this machine's cores ({} available)",
@@ -372,15 +370,11 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         for position in 0..contenders.len() {
             let contender_index = (position + turn) % contenders.len();
             let contender = &mut contenders[contender_index];
-            let fan_out = FanOutSettings {
-                endpoints: contender.settings.endpoints.clone(),
-                watchers: settings.watchers,
-                writes: settings.watch_writes,
-                write_interval: Duration::ZERO,
-                time_limit: settings.watch_time_limit,
-                request_timeout: settings.request_timeout,
-                key_prefix: contender.settings.key_prefix.clone(),
-            };
+            let fan_out = settings.fan_out.settings(
+                contender.settings.endpoints.clone(),
+                settings.request_timeout,
+                contender.settings.key_prefix.clone(),
+            );
             match run_fan_out(&fan_out, round as u64) {
                 Ok(result) => {
                     println!("{:<7} {}", contender.kind.label(), fan_out_line(&result));
@@ -481,7 +475,7 @@ pub fn run_compare(settings: &CompareSettings) -> Result<(), ProcessError> {
         );
     }
     push(
-        format!("watch W={} (events/s; writer)", settings.watchers),
+        format!("watch W={} (events/s; writer)", settings.fan_out.watchers),
         fan_out_medians(&raftkv.fan_outs),
         etcd_fan_outs.as_deref().and_then(fan_out_medians),
     );

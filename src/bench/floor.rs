@@ -71,40 +71,29 @@ impl Drop for NullServer {
     }
 }
 
-/// A tiny_http server on a free port of 127.0.0.1, its connection pool nudged as raftkv's is.
-pub fn bind_local_tiny_http() -> std::io::Result<(Arc<tiny_http::Server>, SocketAddr)> {
-    let server = crate::api::server::http_server("127.0.0.1:0")?;
+/// A tiny_http server on a free port of 127.0.0.1 (its connection pool nudged as raftkv's is)
+/// with `workers` threads named `name-<n>`, each answering the requests it takes from the
+/// queue with `serve` until the returned server is dropped.
+pub fn start_tiny_http_workers(
+    workers: usize,
+    name: &str,
+    serve: impl Fn(tiny_http::Request) + Clone + Send + 'static,
+) -> std::io::Result<NullServer> {
+    let server = Arc::new(crate::api::server::http_server("127.0.0.1:0")?);
     let address = server
         .server_addr()
         .to_ip()
         .ok_or_else(|| std::io::Error::other("tiny_http listener is not IP"))?;
-    let server = Arc::new(server);
     crate::api::pool_nudge::spawn_pool_nudger(&server, address);
-    Ok((server, address))
-}
-
-/// A null server on tiny_http with `workers` threads taking requests from its queue.
-pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
-    let (server, address) = bind_local_tiny_http()?;
     let stopping = Arc::new(AtomicBool::new(false));
     for n in 0..workers.max(1) {
-        let server = server.clone();
-        let stopping = stopping.clone();
+        let (server, stopping, serve) = (server.clone(), stopping.clone(), serve.clone());
         std::thread::Builder::new()
-            .name(format!("null-tiny-{n}"))
+            .name(format!("{name}-{n}"))
             .spawn(move || {
-                let response = null_response();
                 while !stopping.load(Ordering::SeqCst) {
-                    let Ok(mut request) = server.recv() else {
-                        break;
-                    };
-                    let mut body = Vec::new();
-                    let _ = request
-                        .as_reader()
-                        .take(MAX_BODY_BYTES as u64)
-                        .read_to_end(&mut body);
-                    let mut writer = request.into_writer();
-                    let _ = writer.write_all(&response).and_then(|_| writer.flush());
+                    let Ok(request) = server.recv() else { break };
+                    serve(request);
                 }
             })?;
     }
@@ -112,6 +101,20 @@ pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
         address,
         stopping,
         tiny_http: Some(server),
+    })
+}
+
+/// A null server on tiny_http with `workers` threads taking requests from its queue.
+pub fn start_tiny_http_null(workers: usize) -> std::io::Result<NullServer> {
+    let response = Arc::new(null_response());
+    start_tiny_http_workers(workers, "null-tiny", move |mut request| {
+        let mut body = Vec::new();
+        let _ = request
+            .as_reader()
+            .take(MAX_BODY_BYTES as u64)
+            .read_to_end(&mut body);
+        let mut writer = request.into_writer();
+        let _ = writer.write_all(&response).and_then(|_| writer.flush());
     })
 }
 
@@ -211,10 +214,8 @@ pub struct FloorSettings {
     pub start_limit: Duration,
     /// Threads taking requests from the tiny_http null server's queue.
     pub tiny_http_workers: usize,
-    /// Watchers and writes of the watch fan-out (0 watchers skip it).
-    pub watchers: usize,
-    pub watch_writes: u64,
-    pub watch_time_limit: Duration,
+    /// The watch fan-out (0 watchers skip it).
+    pub fan_out: crate::bench::watch::FanOutPlan,
 }
 
 /// The put c=1, put c=64 and get c=64 workloads.
@@ -341,7 +342,7 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
             }
         }
     }
-    let fan_out_rates = if settings.watchers > 0 {
+    let fan_out_rates = if settings.fan_out.watchers > 0 {
         let null_watch = crate::bench::null_watch::start_null_watch(settings.tiny_http_workers)
             .map_err(|e| io_error("starting the null watch server", e))?;
         let mut fan_out_targets: Vec<(String, String)> = measured
@@ -387,15 +388,11 @@ fn measure_fan_out(
             settings.rounds
         );
         for (position, (label, endpoint)) in targets.iter().enumerate() {
-            let fan_out = crate::bench::watch::FanOutSettings {
-                endpoints: vec![endpoint.clone()],
-                watchers: settings.watchers,
-                writes: settings.watch_writes,
-                write_interval: Duration::ZERO,
-                time_limit: settings.watch_time_limit,
-                request_timeout: settings.request_timeout,
-                key_prefix: format!("{}/floor-watch", crate::bench::unique_key_prefix()),
-            };
+            let fan_out = settings.fan_out.settings(
+                vec![endpoint.clone()],
+                settings.request_timeout,
+                format!("{}/floor-watch", crate::bench::unique_key_prefix()),
+            );
             match crate::bench::watch::run_fan_out(&fan_out, round as u64) {
                 Ok(result) => {
                     println!(
@@ -435,7 +432,7 @@ fn fan_out_table(settings: &FloorSettings, rates: &[(String, Vec<f64>)]) -> Stri
         .collect();
     let header = [
         "server",
-        &format!("watch W={} events/s", settings.watchers) as &str,
+        &format!("watch W={} events/s", settings.fan_out.watchers) as &str,
         "x etcd",
         "exact runs",
     ];

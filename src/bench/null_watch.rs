@@ -14,37 +14,17 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+
+use crate::bench::floor::{start_tiny_http_workers, NullServer};
 
 /// Events kept for watchers that re-arm behind the writes (etcd keeps 1000).
 pub const HISTORY_EVENTS: usize = 1000;
 
 /// Request bodies are read up to this many bytes (the rest is left unread).
 const MAX_BODY_BYTES: u64 = 1 << 20;
-
-/// A null watch server running in this process; its workers stop when it is dropped.
-pub struct NullWatchServer {
-    pub address: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
-}
-
-impl NullWatchServer {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-}
-
-impl Drop for NullWatchServer {
-    fn drop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.server.unblock();
-    }
-}
 
 /// A watch waiting for its index.
 struct Parked {
@@ -76,26 +56,12 @@ impl Events {
     }
 }
 
-/// Starts the server on a free port of 127.0.0.1 with `workers` threads.
-pub fn start_null_watch(workers: usize) -> std::io::Result<NullWatchServer> {
-    let (server, address) = crate::bench::floor::bind_local_tiny_http()?;
-    let stopping = Arc::new(AtomicBool::new(false));
+/// Starts the server on a free port of 127.0.0.1 with `workers` threads; it stops when the
+/// returned server is dropped.
+pub fn start_null_watch(workers: usize) -> std::io::Result<NullServer> {
     let events = Arc::new(Mutex::new(Events::default()));
-    for n in 0..workers.max(1) {
-        let (server, stopping, events) = (server.clone(), stopping.clone(), events.clone());
-        std::thread::Builder::new()
-            .name(format!("null-watch-{n}"))
-            .spawn(move || {
-                while !stopping.load(Ordering::SeqCst) {
-                    let Ok(request) = server.recv() else { break };
-                    serve(&events, request);
-                }
-            })?;
-    }
-    Ok(NullWatchServer {
-        address,
-        server,
-        stopping,
+    start_tiny_http_workers(workers, "null-watch", move |request| {
+        serve(&events, request)
     })
 }
 

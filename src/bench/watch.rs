@@ -43,6 +43,36 @@ pub struct FanOutSettings {
     pub key_prefix: String,
 }
 
+/// The fan-out a side-by-side run gives every server it measures.
+#[derive(Debug, Clone, Copy)]
+pub struct FanOutPlan {
+    pub watchers: usize,
+    /// Keys the writer writes.
+    pub writes: u64,
+    /// How long one fan-out may take at most.
+    pub time_limit: Duration,
+}
+
+impl FanOutPlan {
+    /// This plan against `endpoints`, the writer writing as fast as it is acknowledged.
+    pub fn settings(
+        &self,
+        endpoints: Vec<String>,
+        request_timeout: Duration,
+        key_prefix: String,
+    ) -> FanOutSettings {
+        FanOutSettings {
+            endpoints,
+            watchers: self.watchers,
+            writes: self.writes,
+            write_interval: Duration::ZERO,
+            time_limit: self.time_limit,
+            request_timeout,
+            key_prefix,
+        }
+    }
+}
+
 /// What one fan-out run measured.
 #[derive(Debug, Clone)]
 pub struct FanOutResult {

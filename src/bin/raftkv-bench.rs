@@ -16,7 +16,7 @@ use raftkv::bench::compare::{run_compare, CompareSettings};
 use raftkv::bench::floor::{run_floor, FloorSettings};
 use raftkv::bench::process::find_program;
 use raftkv::bench::report::{fan_out_line, workload_line};
-use raftkv::bench::watch::{run_fan_out, FanOutSettings};
+use raftkv::bench::watch::{run_fan_out, FanOutPlan, FanOutSettings};
 use raftkv::bench::workload::{preload, run_workload, standard_workloads, RunSettings};
 
 /// Load generator for etcd v2 endpoints (raftkv or etcd).
@@ -309,9 +309,11 @@ fn floor(args: &FloorArgs) -> ExitCode {
         preload_keys: args.preload_keys,
         start_limit: Duration::from_secs(60),
         tiny_http_workers: args.tiny_http_workers,
-        watchers: args.watchers,
-        watch_writes: args.watch_writes,
-        watch_time_limit: seconds(args.watch_time_limit_secs),
+        fan_out: FanOutPlan {
+            watchers: args.watchers,
+            writes: args.watch_writes,
+            time_limit: seconds(args.watch_time_limit_secs),
+        },
     };
     match run_floor(&settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -386,9 +388,11 @@ fn compare(args: &CompareArgs) -> ExitCode {
         time_limit: seconds(args.time_limit_secs),
         request_timeout: seconds(args.request_timeout_secs),
         preload_keys: args.preload_keys,
-        watchers: args.watchers,
-        watch_writes: args.watch_writes,
-        watch_time_limit: seconds(args.watch_time_limit_secs),
+        fan_out: FanOutPlan {
+            watchers: args.watchers,
+            writes: args.watch_writes,
+            time_limit: seconds(args.watch_time_limit_secs),
+        },
         memory_keys: args.memory_keys,
         start_limit: Duration::from_secs(60),
         cluster_members: args.cluster_members,
