@@ -1,6 +1,10 @@
 /*
  * log.pml -- Raft log replication and commitment: log matching, leader completeness, state
  * machine safety (including the Figure 8 scenario), and persistence of acknowledged entries.
+ * A leader's new entry may be sent before the leader persists it (the leader's exception of
+ * the Ready contract, src/raft/mod.rs); the leader's own copy counts toward commit only after
+ * its persist step, and it appends nothing new before that (the node takes no new Ready until
+ * the last one is durable).
  *
  * Properties checked (assertions; each failing one names itself):
  *   LOG MATCHING: if two servers' logs hold an entry with the same index and term, the logs are
@@ -28,7 +32,7 @@
  *     steps down without hearing of a higher term (the check-quorum step-down), so the
  *     crash-free run does not cover that step-down; the crash run does.
  *   - As run by run.sh: crash-free with terms <= 4 (--quick: <= 3), and with -DCRASH terms
- *     <= 3 (--quick: <= 2); logs <= 2 entries in both (2,734,207 and 1,907,394 states).
+ *     <= 3 (--quick: <= 2); logs <= 2 entries in both (4,347,265 and 5,746,656 states).
  *   - Not modelled: followers' commitIndex (commitment is decided by the leader; a follower
  *     applies only what a leader told it was committed), snapshots, membership changes,
  *     ReadIndex, pre-vote (liveness only), proposal payloads (an entry is its term).
@@ -45,6 +49,10 @@
  *                                                                 -> leader completeness
  *   -DCRASH -DBUG_ACK_BEFORE_PERSIST a follower acknowledges appended entries before they are
  *                                  durable; a crash loses them    -> leader completeness
+ *   -DCRASH -DBUG_LEADER_COUNTS_UNPERSISTED the leader counts its own new entry toward commit
+ *                                  before it is durable (as a node would that stepped its
+ *                                  followers' answers during its own sync); a crash loses it
+ *                                                                 -> leader completeness
  */
 
 #define N 3
@@ -129,7 +137,15 @@ bool election_safety = true;
 
 #define CAN_CAMPAIGN(x) (role[x] != LEADER && term[x] < MAXTERM)
 #define CAN_WIN(x) (role[x] == CANDIDATE && COUNT((1 << x) | granted[TS(term[x], x)]) >= QUORUM)
-#define CAN_PROPOSE(x) (role[x] == LEADER && loglen[x] < MAXLOG)
+/* one append at a time: the node takes no new input until the last append is durable */
+#define CAN_PROPOSE(x) (role[x] == LEADER && loglen[x] < MAXLOG && SYNCED(x))
+#ifdef BUG_LEADER_COUNTS_UNPERSISTED
+#define SYNCED(x) (!UNPERSISTED(x))
+#define CAN_SYNC(x) (role[x] == LEADER && UNPERSISTED(x))
+#else
+#define SYNCED(x) (acked[TS(term[x], x)] == loglen[x])
+#define CAN_SYNC(x) (role[x] == LEADER && acked[TS(term[x], x)] < loglen[x])
+#endif
 
 /* RequestVote(T, C) delivered to S: only when it can change S (newer term, or no vote yet) */
 #define RV_OK(T, C, S) (T <= MAXTERM && requested[TS(T, C)] && \
@@ -305,18 +321,29 @@ end:
         i = 0; t = 0; s = 0;
         check_leader_completeness()
     }
-    /* the leader appends a new entry of its term (persisted before it is sent or counted) */
+    /* the leader appends a new entry of its term; it may be sent at once (the leader's
+     * exception of the Ready contract), before the leader persists it */
     :: atomic {
         if ONE_SERVER(CAN_PROPOSE) fi;
         t = term[s];
         loglen[s]++;
         LOG(s, loglen[s]) = t;
-        PERSIST(s);
         LLOG(t, loglen[s]) = t;
         leader_len[t] = loglen[s];
+#ifdef BUG_LEADER_COUNTS_UNPERSISTED
         acked[TS(t, s)] = loglen[s];
+#endif
         printf("MSC: S%d (leader of term %d) appends an entry at index %d\n", s, t, loglen[s]);
         t = 0; s = 0
+    }
+    /* the leader's sync: only now does its own copy count toward commit (the core counts it
+     * at append, but no commit leaves the node before the sync: see src/raft/mod.rs) */
+    :: atomic {
+        if ONE_SERVER(CAN_SYNC) fi;
+        PERSIST(s);
+        acked[TS(term[s], s)] = loglen[s];
+        printf("MSC: S%d (leader of term %d) persists its log up to %d\n", s, term[s], loglen[s]);
+        s = 0
     }
     /* deliver AppendEntries(t, prev=p, last=q) from term t's leader to s */
     :: atomic {

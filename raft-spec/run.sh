@@ -151,6 +151,9 @@ check "log+crash: persistence before acking" log.pml none "$EXHAUSTIVE" \
     -DCRASH -DMAXTERM=$crash_terms
 check "log+crash: BUG_ACK_BEFORE_PERSIST" log.pml "leader_completeness|state_machine_safety" \
     "$QUICK_FIND" -DCRASH -DBUG_ACK_BEFORE_PERSIST -DMAXTERM=2
+check "log+crash: BUG_LEADER_COUNTS_UNPERSISTED" log.pml \
+    "leader_completeness|state_machine_safety" "$QUICK_FIND" -DCRASH \
+    -DBUG_LEADER_COUNTS_UNPERSISTED -DMAXTERM=2
 
 echo
 echo "summary: $runs runs, $((runs - unexpected)) as expected, $unexpected unexpected"

@@ -1,7 +1,7 @@
 //! The Ready contract as an API: what a Ready holds, when it needs an fsync, and that
 //! advance() is what makes entries stable and moves the applied index.
 
-use raftkv::raft::{ConfState, Config, MemoryStorage, RawNode, Role};
+use raftkv::raft::{ConfState, Config, MemoryStorage, MessageKind, RawNode, Role};
 
 fn node(id: u64, voters: &[u64]) -> RawNode {
     let cs = ConfState {
@@ -130,4 +130,126 @@ fn restart_from_storage_keeps_term_vote_and_log() {
         "applied restarts at the snapshot; entries are re-applied"
     );
     assert_eq!(restarted.raft.role, Role::Follower);
+}
+
+fn node_with_learners(id: u64, voters: &[u64], learners: &[u64]) -> RawNode {
+    let cs = ConfState {
+        voters: voters.to_vec(),
+        learners: learners.to_vec(),
+    };
+    RawNode::new(&Config::new(id), MemoryStorage::new_with_conf_state(cs)).expect("valid config")
+}
+
+/// Runs every node's Ready loop and delivers the messages until nothing moves.
+fn settle(nodes: &mut [RawNode]) {
+    for _ in 0..50 {
+        let mut messages = Vec::new();
+        for n in nodes.iter_mut() {
+            while n.has_ready() {
+                let rd = n.ready();
+                n.advance();
+                messages.extend(rd.messages);
+            }
+        }
+        if messages.is_empty() {
+            return;
+        }
+        for m in messages {
+            nodes_step(nodes, m);
+        }
+    }
+    panic!("the nodes did not settle in 50 rounds");
+}
+
+#[test]
+fn only_a_leader_whose_term_and_vote_are_durable_may_send_before_persisting() {
+    let mut nodes = vec![
+        node(1, &[1, 2, 3]),
+        node(2, &[1, 2, 3]),
+        node(3, &[1, 2, 3]),
+    ];
+    nodes[0].campaign();
+    // The election, Ready by Ready: pre-votes, the campaign (term and vote change), votes,
+    // the new leader's first appends and their acknowledgements.
+    let mut vote_requests_flagged = Vec::new();
+    let mut others_flagged = Vec::new();
+    for _ in 0..50 {
+        let mut messages = Vec::new();
+        for n in nodes.iter_mut() {
+            while n.has_ready() {
+                let rd = n.ready();
+                let asks_votes = rd.messages.iter().any(|m| m.kind == MessageKind::Vote);
+                if asks_votes {
+                    vote_requests_flagged.push(rd.send_before_persist);
+                } else if n.raft.role != Role::Leader && !rd.messages.is_empty() {
+                    others_flagged.push(rd.send_before_persist);
+                }
+                n.advance();
+                messages.extend(rd.messages);
+            }
+        }
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            nodes_step(&mut nodes, m);
+        }
+    }
+    assert_eq!(nodes[0].raft.role, Role::Leader);
+    assert_eq!(
+        vote_requests_flagged,
+        vec![false],
+        "a candidate's vote requests wait until its term and vote are durable"
+    );
+    assert!(
+        !others_flagged.is_empty() && others_flagged.iter().all(|f| !f),
+        "votes and acknowledgements are only true once durable: {others_flagged:?}"
+    );
+
+    nodes[0].propose(b"x".to_vec()).unwrap();
+    let rd = nodes[0].ready();
+    assert_eq!(rd.entries.len(), 1);
+    assert!(
+        rd.messages.iter().any(|m| !m.entries.is_empty()),
+        "the leader replicates the new entry"
+    );
+    assert!(
+        rd.send_before_persist,
+        "a leader's appends may leave while it syncs them"
+    );
+    nodes[0].advance();
+}
+
+/// Delivers `m` to its addressee among `nodes` (refusals of forwarded requests ignored).
+fn nodes_step(nodes: &mut [RawNode], m: raftkv::raft::Message) {
+    if let Some(to) = nodes.iter_mut().find(|n| n.raft.id == m.to) {
+        let _ = to.step(m);
+    }
+}
+
+#[test]
+fn a_single_voter_with_a_learner_persists_before_telling_it_a_commit() {
+    let mut nodes = vec![
+        node_with_learners(1, &[1], &[2]),
+        node_with_learners(2, &[1], &[2]),
+    ];
+    nodes[0].campaign();
+    settle(&mut nodes);
+    assert_eq!(nodes[0].raft.role, Role::Leader);
+    nodes[0].propose(b"x".to_vec()).unwrap();
+    let rd = nodes[0].ready();
+    let new_index = rd.entries[0].index;
+    assert!(
+        rd.committed_entries.iter().any(|e| e.index == new_index),
+        "a single voter commits its entry as it appends it"
+    );
+    assert!(
+        rd.messages.iter().any(|m| m.commit >= new_index),
+        "and tells the learner so in the same Ready"
+    );
+    assert!(
+        !rd.send_before_persist,
+        "so the learner must not hear of that commit before the entry is durable"
+    );
+    nodes[0].advance();
 }

@@ -40,7 +40,7 @@ fn spin_verifies_the_models_and_catches_every_broken_variant() {
         output.status.code()
     );
     assert!(
-        stdout.contains("summary: 10 runs, 10 as expected, 0 unexpected"),
+        stdout.contains("summary: 11 runs, 11 as expected, 0 unexpected"),
         "unexpected summary:\n{stdout}"
     );
 }

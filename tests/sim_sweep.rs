@@ -43,6 +43,8 @@ fn sweep_seeds_all_checkers_hold() {
                 totals.crashes += s.crashes;
                 totals.snapshots_sent += s.snapshots_sent;
                 totals.reads_answered += s.reads_answered;
+                totals.leader_crashes_after_sending_entries +=
+                    s.leader_crashes_after_sending_entries;
             }
             Err(v) => {
                 eprintln!("FAILED {v}");
@@ -65,5 +67,9 @@ fn sweep_seeds_all_checkers_hold() {
     assert!(
         totals.crashes > 0 && totals.snapshots_sent > 0 && totals.reads_answered > 0,
         "{totals:?}"
+    );
+    assert!(
+        totals.leader_crashes_after_sending_entries > 0,
+        "no leader crashed between sending entries and syncing them: {totals:?}"
     );
 }

@@ -4,7 +4,12 @@
 //! Each turn it takes whatever arrived (client proposals and reads, peer messages, a clock
 //! tick), feeds it to the core, and then drains the core's Ready: persist (one WAL append and
 //! one sync per Ready: group commit), send, apply committed entries to the store and answer
-//! the clients waiting for them, serve ReadIndex reads that are now applied, advance. When
+//! the clients waiting for them, serve ReadIndex reads that are now applied, advance. A
+//! leader sends its appends before it persists them when the core says that is safe (the
+//! leader's exception of the Ready contract, [`crate::raft`]): its sync then overlaps the
+//! followers' instead of preceding it. The loop takes no new Ready until the one before is
+//! durable, which is what makes the exception safe; a Ready whose persistence failed is
+//! parked, and nothing after it is sent or applied. When
 //! `--snapshot-count` entries have been applied since the last snapshot it writes one and
 //! releases the WAL segments and snapshot files it covers.
 //!
@@ -535,8 +540,13 @@ impl RaftLoop {
     }
 
     /// Persists a Ready and, if that worked, sends, applies and advances. False when the Ready
-    /// could not be persisted (then nothing after it may happen).
+    /// could not be persisted (then nothing after it may happen). A leader's Ready that may
+    /// be sent first ([`Ready::send_before_persist`]) is sent before the WAL append and sync,
+    /// so followers store its entries while this member syncs them.
     fn persist_and_continue(&mut self, mut ready: Ready) -> bool {
+        if ready.send_before_persist {
+            self.send(std::mem::take(&mut ready.messages));
+        }
         if let Err(error) = self.persist(&ready) {
             match error {
                 WalError::NoSpace { .. } => {

@@ -20,6 +20,21 @@
 //!    them after sending could let a node vote twice in one term or forget an entry a leader
 //!    counted toward commit.
 //! 2. **Send** `ready.messages` (loss, duplication and reordering are all tolerated).
+//!    *The leader's exception*: when `ready.send_before_persist` is true, the messages may be
+//!    sent before step 1, so the leader's fsync overlaps the followers' (the Raft thesis,
+//!    §10.2.1; etcd's server does the same). It is true only for a leader whose term and
+//!    vote are already durable, which installs no snapshot and whose commit index covers only
+//!    entries already durable: its messages carry entries, commit indexes and refusals, none
+//!    of which depends on what this Ready writes. (A single voter commits its entries as it
+//!    appends them; a learner told that commit index before they are durable would apply
+//!    what a crash may lose, so such a Ready persists first.) The leader counts its new
+//!    entries toward commit as it appends them (`core/replication.rs`:
+//!    `Raft::append_entries`), before they are durable. That is safe because a commit
+//!    decision reaches the world only through a later Ready (its committed entries, and the
+//!    commit index in its messages), and the application takes the next Ready only after
+//!    step 1 of this one has finished: by then the leader's count of itself is true. A crash
+//!    before step 1 loses the entries on the leader alone; whatever followers stored is an
+//!    ordinary suffix of their logs, committed only if a quorum of them holds it durably.
 //! 3. **Apply** `ready.snapshot` (if any) and then `ready.committed_entries` in order; for a
 //!    [`EntryKind::ConfChange`] entry call [`RawNode::apply_conf_change`]. Serve
 //!    `ready.read_states` once applied up to their index.
@@ -70,7 +85,7 @@
 //! | leader removed by a conf change steps down | `core/membership.rs`: `Raft::apply_conf_change` |
 //! | no campaign with a committed, unapplied conf change | `core/election.rs`: `Raft::hup` |
 //! | leadership transfer with TimeoutNow | `core/election.rs`: `Raft::handle_transfer_leader`; `core/mod.rs`: `Raft::step_follower` |
-//! | persist before send (the Ready contract) | this doc; `raw_node.rs`: `RawNode::ready`, `RawNode::advance`; checked by `sim::cluster::Simulation::handle_ready` and the sim checkers |
+//! | persist before send (the Ready contract), except a leader's entries | this doc; `raw_node.rs`: `RawNode::ready` (`send_before_persist`), `RawNode::advance`; checked by `sim::cluster::Simulation::handle_ready` and the sim checkers, and by `raft-spec/log.pml` |
 //!
 //! Snapshots are sent **whole** in one [`MessageKind::Snapshot`] message; chunking is left
 //! to the transport. Membership changes are single-server (no joint consensus). Leases

@@ -1,7 +1,7 @@
 //! The application's handle on the core: inputs as methods, outputs as one [`Ready`].
 //!
 //! See the contract in the [module doc of `raft`](super): persist, then send, then apply,
-//! then [`RawNode::advance`].
+//! then [`RawNode::advance`] (a leader may send first when [`Ready::send_before_persist`]).
 
 use super::config::{Config, ConfigError};
 use super::core::{ProposeError, Raft, Role};
@@ -39,6 +39,11 @@ pub struct Ready {
     /// True if step 1 needs an fsync (entries, snapshot, term or vote changed; a
     /// commit-only change does not).
     pub must_sync: bool,
+    /// True if step 2 may come before step 1 (the leader's exception in the
+    /// [contract](super)): this node leads, the Ready changes neither its term nor its vote
+    /// and installs no snapshot, and its commit index covers only entries already durable,
+    /// so its messages promise nothing about what this Ready writes.
+    pub send_before_persist: bool,
 }
 
 impl Ready {
@@ -300,6 +305,14 @@ impl RawNode {
             || snapshot.is_some()
             || hs.term != self.prev_hard_state.term
             || hs.vote != self.prev_hard_state.vote;
+        // prev_hard_state is what the last advance() recorded, so it is durable. The commit
+        // index the messages carry must not count this Ready's own entries: with a single
+        // voter it does at once, and a learner told so would apply what a crash may lose.
+        let send_before_persist = self.raft.role == Role::Leader
+            && snapshot.is_none()
+            && hs.term == self.prev_hard_state.term
+            && hs.vote == self.prev_hard_state.vote
+            && hs.commit <= log.persisted_last_index();
         let ss = self.soft_state();
         let soft_state = (ss != self.prev_soft_state).then_some(ss);
         self.prev_soft_state = ss;
@@ -319,6 +332,7 @@ impl RawNode {
             committed_entries,
             read_states: std::mem::take(&mut self.raft.read_states),
             must_sync,
+            send_before_persist,
         }
     }
 

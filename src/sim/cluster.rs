@@ -1,9 +1,11 @@
 //! The simulation: N nodes running the real core over a simulated network and disks, driven
 //! by one seed (or by a byte schedule, see [`super::fuzz`]).
 //!
-//! Each node follows the Ready contract exactly: write the Ready to its disk, sync, and only
-//! then send messages, apply committed entries and advance. A crash may strike between the
-//! write and the sync; the node then loses that Ready (volatile disk state and messages).
+//! Each node follows the Ready contract exactly, as the node's Raft loop does: write the
+//! Ready to its disk, sync, and only then send messages, apply committed entries and
+//! advance; a leader's Ready marked `send_before_persist` is sent before the sync. A crash
+//! may strike between the write and the sync; the node then loses that Ready (volatile disk
+//! state, and the messages it had not sent yet).
 //!
 //! A random run has two phases. The *fault phase* draws, per tick, client proposals and
 //! reads, crashes and restarts, partitions and heals, membership changes (learners added
@@ -151,6 +153,9 @@ pub struct SimSummary {
     pub snapshots_sent: u64,
     /// ReadIndex answers checked.
     pub reads_answered: u64,
+    /// Crashes of a leader between sending entries and syncing them (the leader's exception
+    /// of the Ready contract at its riskiest).
+    pub leader_crashes_after_sending_entries: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -310,8 +315,11 @@ impl Simulation {
             let check = self.checkers.on_persist(id, &rd.entries, prev_term);
             self.lift(check)?;
             let mut messages = rd.messages;
-            if self.options.unsafe_send_before_sync {
-                // The broken contract: what this Ready says is promised before it is durable.
+            // The leader's exception, taken as the node takes it (these messages leave before
+            // the sync, and a crash below loses the entries they carry on this node only),
+            // or, on purpose, the broken contract: everything promised before it is durable.
+            let sent_first = rd.send_before_persist || self.options.unsafe_send_before_sync;
+            if sent_first {
                 let hs = rd
                     .hard_state
                     .unwrap_or(self.node(id).disk.durable_hard_state());
@@ -329,6 +337,9 @@ impl Simulation {
                         rd.entries.len()
                     )
                 });
+                if sent_first && !rd.entries.is_empty() {
+                    self.summary.leader_crashes_after_sending_entries += 1;
+                }
                 self.crash(id);
                 return Ok(());
             }

@@ -180,6 +180,9 @@ impl Raft {
         }
         self.uncommitted_bytes += proposed;
         let new_last = self.log.append(&entries);
+        // The leader counts itself at once, before the entries are durable: the Ready
+        // contract keeps any commit this allows from leaving the node before they are (see
+        // "The leader's exception" in the module doc of `raft`).
         if let Some(pr) = self.tracker.progress.get_mut(&self.id) {
             pr.maybe_update(new_last);
         }
