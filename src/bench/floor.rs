@@ -15,7 +15,10 @@
 //! null server is [`crate::bench::null_watch`] (it must keep events and park watches to pass).
 //! It also times a hand-off between two threads ([`hand_off_round_trips`]): the price of each
 //! step at which a request moves to another thread (tiny_http's queue, the Raft loop, a
-//! responder).
+//! responder). Last, unless skipped, it measures writes (`put c=1`, `put c=64`) to the leader
+//! of a 3-member raftkv cluster, a 3-member etcd cluster and a null cluster
+//! ([`crate::bench::null_cluster`]: replicate, sync on a majority, answer; nothing else), the
+//! ceiling for cluster writes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,10 +27,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::bench::cluster::start_cluster;
+use crate::bench::null_cluster::start_null_cluster;
 use crate::bench::process::{ProcessError, ServerKind, ServerSpec, TempDir};
 use crate::bench::report::{median, ratio, table};
 use crate::bench::workload::{
-    run_workload, settings_with_preload, standard_workloads, RunSettings, Workload,
+    run_workload, settings_with_preload, standard_workloads, Operation, RunSettings, Workload,
 };
 
 /// The fixed answer of the null servers: a GET's body as etcd shapes it.
@@ -38,7 +43,7 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Request bodies larger than this end a null server's connection.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
-fn null_response() -> Vec<u8> {
+pub(crate) fn null_response() -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Etcd-Index: 5\r\nContent-Length: {}\r\n\r\n{NULL_BODY}",
         NULL_BODY.len()
@@ -216,6 +221,8 @@ pub struct FloorSettings {
     pub tiny_http_workers: usize,
     /// The watch fan-out (0 watchers skip it).
     pub fan_out: crate::bench::watch::FanOutPlan,
+    /// Members of the clusters whose leaders' writes are measured (below 2: skipped).
+    pub cluster_members: usize,
 }
 
 /// The put c=1, put c=64 and get c=64 workloads.
@@ -323,25 +330,7 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
             figures: vec![Vec::new(); workloads.len()],
         });
     }
-    for round in 0..settings.rounds {
-        println!("== round {} of {}", round + 1, settings.rounds);
-        for (index, workload) in workloads.iter().enumerate() {
-            for target in measured.iter_mut() {
-                let result = run_workload(workload, &target.settings);
-                println!(
-                    "{:<28} {}",
-                    target.label,
-                    crate::bench::report::workload_line(&result)
-                );
-                let figure = if judged_by_latency(workload) {
-                    result.latency.quantile_nanos(0.5) as f64 / 1e6
-                } else {
-                    result.throughput_per_second()
-                };
-                target.figures[index].push(figure);
-            }
-        }
-    }
+    run_rounds(settings.rounds, "", &workloads, &mut measured);
     let fan_out_rates = if settings.fan_out.watchers > 0 {
         let null_watch = crate::bench::null_watch::start_null_watch(settings.tiny_http_workers)
             .map_err(|e| io_error("starting the null watch server", e))?;
@@ -361,14 +350,104 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
     for (server, _data_dir) in servers {
         server.stop();
     }
+    let cluster_table = if settings.cluster_members >= 2 {
+        Some(measure_clusters(settings)?)
+    } else {
+        None
+    };
     print!(
         "{}",
-        floor_table(&workloads, &measured, settings.etcd.is_some())
+        floor_table(
+            "the null servers do no work: their rate is a ceiling, their latency a floor, for any server here",
+            &workloads,
+            &measured,
+            settings.etcd.is_some()
+        )
     );
     if let Some(rates) = fan_out_rates {
         print!("{}", fan_out_table(settings, &rates));
     }
+    if let Some(table) = cluster_table {
+        print!("{table}");
+    }
     Ok(())
+}
+
+/// Runs every workload on every target `rounds` times, alternating, and records the figures.
+fn run_rounds(rounds: usize, phase: &str, workloads: &[Workload], targets: &mut [Target]) {
+    for round in 0..rounds {
+        println!("== {phase}round {} of {rounds}", round + 1);
+        for (index, workload) in workloads.iter().enumerate() {
+            for target in targets.iter_mut() {
+                let result = run_workload(workload, &target.settings);
+                println!(
+                    "{:<28} {}",
+                    target.label,
+                    crate::bench::report::workload_line(&result)
+                );
+                let figure = if judged_by_latency(workload) {
+                    result.latency.quantile_nanos(0.5) as f64 / 1e6
+                } else {
+                    result.throughput_per_second()
+                };
+                target.figures[index].push(figure);
+            }
+        }
+    }
+}
+
+/// Writes to 3-member clusters: raftkv's, etcd's (if any) and the null cluster of
+/// [`crate::bench::null_cluster`], each sent to its leader, alternating. Returns the table.
+fn measure_clusters(settings: &FloorSettings) -> Result<String, ProcessError> {
+    let workloads: Vec<Workload> = floor_workloads()
+        .into_iter()
+        .filter(|w| matches!(w.operation, Operation::PutUniqueKeys))
+        .collect();
+    let members = settings.cluster_members;
+    let mut kinds = vec![(ServerKind::Raftkv, settings.raftkv.clone())];
+    if let Some(etcd) = &settings.etcd {
+        kinds.push((ServerKind::Etcd, etcd.clone()));
+    }
+    let mut clusters = Vec::new();
+    let mut endpoints = Vec::new();
+    for (kind, program) in kinds {
+        let cluster = start_cluster(kind, &program, members, settings.start_limit)?;
+        endpoints.push((
+            format!("{} {members} members", kind.label()),
+            cluster.leader_url(),
+        ));
+        clusters.push(cluster);
+    }
+    let null_dir = TempDir::new("null-cluster")?;
+    let null = start_null_cluster(members, settings.tiny_http_workers, &null_dir.path).map_err(
+        |error| ProcessError::Io {
+            path: null_dir.path.clone(),
+            reason: format!("starting the null cluster: {error}"),
+        },
+    )?;
+    endpoints.push((format!("null cluster {members} members"), null.url()));
+    let limits = (
+        settings.max_requests,
+        settings.time_limit,
+        settings.request_timeout,
+    );
+    let mut measured: Vec<Target> = endpoints
+        .into_iter()
+        .map(|(label, endpoint)| Target {
+            settings: settings_with_preload(&label, endpoint, 0, limits),
+            label,
+            figures: vec![Vec::new(); workloads.len()],
+        })
+        .collect();
+    run_rounds(settings.rounds, "cluster ", &workloads, &mut measured);
+    drop(null);
+    drop(clusters);
+    Ok(floor_table(
+        "writes to the leader of a cluster (the null cluster replicates and syncs, nothing else)",
+        &workloads,
+        &measured,
+        settings.etcd.is_some(),
+    ))
 }
 
 /// Runs the fan-out `settings.rounds` times on each target (label, endpoint), alternating;
@@ -442,8 +521,9 @@ fn fan_out_table(settings: &FloorSettings, rates: &[(String, Vec<f64>)]) -> Stri
     )
 }
 
-/// Medians per server and workload, and each as a multiple of etcd's (the second target).
-fn floor_table(workloads: &[Workload], measured: &[Target], has_etcd: bool) -> String {
+/// Medians per server and workload, and each as a multiple of etcd's (the second target),
+/// under the heading `what`.
+fn floor_table(what: &str, workloads: &[Workload], measured: &[Target], has_etcd: bool) -> String {
     let etcd_medians: Option<Vec<f64>> = has_etcd.then(|| {
         measured[1]
             .figures
@@ -478,10 +558,7 @@ fn floor_table(workloads: &[Workload], measured: &[Target], has_etcd: bool) -> S
             row
         })
         .collect();
-    format!(
-        "\n== medians (the null servers do no work: their rate is a ceiling, their latency a floor, for any server here)\n{}",
-        table(&header, &rows)
-    )
+    format!("\n== medians ({what})\n{}", table(&header, &rows))
 }
 
 #[cfg(test)]

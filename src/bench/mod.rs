@@ -15,7 +15,7 @@
 //! - [`disk`]: the raw append + fdatasync latency of the disk, for context.
 //! - [`floor`]: null servers (tiny_http, std::net) that do no work, next to etcd: the ceiling
 //!   any server reaches on this machine with this load generator; [`null_watch`] does the same
-//!   for the watch fan-out.
+//!   for the watch fan-out, and [`null_cluster`] for writes to a 3-member cluster.
 //!
 //! It lives in the library (not only in the binary) so `tests/bench_smoke.rs` can drive it.
 
@@ -24,6 +24,7 @@ pub mod compare;
 pub mod disk;
 pub mod floor;
 pub mod histogram;
+pub mod null_cluster;
 pub mod null_watch;
 pub mod process;
 pub mod report;

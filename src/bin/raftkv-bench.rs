@@ -118,6 +118,10 @@ struct FloorArgs {
     /// seconds a fan-out may take at most
     #[argh(option, default = "20.0")]
     watch_time_limit_secs: f64,
+    /// members of the clusters whose writes are measured next to a null cluster (below 2
+    /// skips them)
+    #[argh(option, default = "3")]
+    cluster_members: usize,
 }
 
 /// Start raftkv and etcd, run every workload on both alternately, print medians and ratios.
@@ -314,6 +318,7 @@ fn floor(args: &FloorArgs) -> ExitCode {
             writes: args.watch_writes,
             time_limit: seconds(args.watch_time_limit_secs),
         },
+        cluster_members: args.cluster_members,
     };
     match run_floor(&settings) {
         Ok(()) => ExitCode::SUCCESS,
