@@ -11,13 +11,17 @@
 //! are refused over `--max-request-bytes` (etcd's 10 MiB), and parked watches hold no worker
 //! (`--max-parked-watches`). Writes and `quorum=true` reads hold no worker either while Raft
 //! works on them: the Raft loop completes them and a fixed pool of responder threads writes
-//! their answers ([`responders`]).
+//! their answers ([`responders`]). What a connection may send without an answer (a request
+//! head, which tiny_http buffers without a limit) is bounded by [`head_guard`], which the
+//! pool nudger's thread runs ([`pool_nudge`]) on what the kernel says of each connection
+//! ([`socket_scan`]).
 
 pub mod auth;
 pub mod cluster;
 pub mod form;
 pub mod fuzz;
 pub mod gojson;
+pub mod head_guard;
 pub mod http;
 pub mod json;
 pub mod keys;
@@ -27,3 +31,4 @@ pub mod render;
 pub mod responders;
 pub mod sequencer;
 pub mod server;
+pub mod socket_scan;

@@ -10,8 +10,9 @@
 //!
 //! The kernel shows it: a queued connection's request sits unread in its socket. Every
 //! [`LOOK_INTERVAL`] the nudger lists this process's sockets on the listener's port that hold
-//! unread bytes ([`unread_sockets`]: `/proc/self/fd`, then `getsockname`, `getpeername` and
-//! `FIONREAD` on each; read-only, on sockets tiny_http owns). For each one that already held
+//! unread bytes ([`scan_client_sockets`]: read-only, on sockets tiny_http owns; the same
+//! thread runs the request-head guard of [`super::head_guard`] on the same scan). For each
+//! one that already held
 //! unread bytes at the previous look, and has not been nudged for, it connects to the listener
 //! once. That connection finds no idle thread (none is idle while connections wait), so the
 //! pool starts a thread for it, and that thread, after this connection that closes at once,
@@ -23,7 +24,7 @@
 //!
 //! Each open connection is a descriptor to examine, so looks are spaced by at least
 //! `SCAN_COST_SHARE` times their own duration (`next_pause`): about 2% of a core at most.
-//! A look costs about 1 us per open descriptor.
+//! A look costs a few microseconds per open connection.
 //!
 //! A socket with unread bytes is not always queued: a request pipelined behind a long poll
 //! waits in its socket too. Such a socket is nudged for once, not again while it stays
@@ -31,6 +32,9 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
+
+use crate::api::head_guard::{self, HeadGuard};
+use crate::api::socket_scan::{scan_client_sockets, SocketKey};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,16 +50,21 @@ const SCAN_COST_SHARE: u32 = 50;
 /// Nudges per look at most.
 const MAX_NUDGES_PER_LOOK: usize = 64;
 
-/// File descriptors examined per look at most (bounds the cost with very many connections).
-const MAX_DESCRIPTORS_PER_LOOK: usize = 65_536;
+/// The request-head guard a connection watch runs (see [`super::head_guard`]).
+pub struct HeadLimit {
+    pub guard: HeadGuard,
+    /// True while a request of the connection from this client is being answered.
+    pub answering: Box<dyn Fn(SocketAddr) -> bool + Send>,
+}
 
-/// A socket by its descriptor and the client at its other end (the pair tells a reused
-/// descriptor from the one seen before).
-type SocketKey = (i32, SocketAddr);
-
-/// Starts the nudger of `server`, listening on `local_addr`; it ends when the server is
-/// dropped.
-pub fn spawn_pool_nudger(server: &Arc<tiny_http::Server>, local_addr: SocketAddr) {
+/// Starts the connection watch of `server`, listening on `local_addr`: one thread that
+/// looks at the client sockets, nudges the pool and, given a `head_limit`, refuses
+/// connections that send an overlong request head. It ends when the server is dropped.
+pub fn spawn_connection_watch(
+    server: &Arc<tiny_http::Server>,
+    local_addr: SocketAddr,
+    mut head_limit: Option<HeadLimit>,
+) {
     let weak = Arc::downgrade(server);
     let mut target = local_addr;
     if target.ip().is_unspecified() {
@@ -74,7 +83,19 @@ pub fn spawn_pool_nudger(server: &Arc<tiny_http::Server>, local_addr: SocketAddr
                     return;
                 }
                 let started = Instant::now();
-                let nudges = nudger.look(unread_sockets(port));
+                let sockets = scan_client_sockets(port);
+                if let (Some(limit), Some(sockets)) = (head_limit.as_mut(), sockets.as_ref()) {
+                    for (key, step) in limit.guard.look(sockets) {
+                        head_guard::take_step(key, step, port, (limit.answering)(key.1));
+                    }
+                }
+                let unread = sockets.map(|all| {
+                    all.into_iter()
+                        .filter(|s| s.unread_bytes > 0)
+                        .map(|s| s.key)
+                        .collect()
+                });
+                let nudges = nudger.look(unread);
                 pause = next_pause(nudger.look_soon, started.elapsed());
                 let blind = last_blind_nudge.elapsed() >= LOOK_INTERVAL;
                 if blind {
@@ -146,127 +167,12 @@ impl Nudger {
     }
 }
 
-/// The connected sockets of this process whose local port is `port` and that hold unread
-/// bytes, by descriptor and client address; None when `/proc/self/fd` cannot be read.
-pub fn unread_sockets(port: u16) -> Option<BTreeSet<SocketKey>> {
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    let mut found = BTreeSet::new();
-    for entry in entries.take(MAX_DESCRIPTORS_PER_LOOK).flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // Most descriptors hold nothing unread: one call rules them out.
-        if unread_bytes(fd) == 0 || socket_address(fd, Side::Local).map(|a| a.port()) != Some(port)
-        {
-            continue;
-        }
-        // The listener itself has no peer.
-        if let Some(peer) = socket_address(fd, Side::Peer) {
-            found.insert((fd, peer));
-        }
-    }
-    Some(found)
-}
-
-#[derive(Clone, Copy)]
-enum Side {
-    Local,
-    Peer,
-}
-
-/// The IP address of one end of socket `fd`; None for anything else (a file, an unconnected
-/// socket, a closed descriptor).
-fn socket_address(fd: i32, side: Side) -> Option<SocketAddr> {
-    // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let address = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
-    // SAFETY: storage and length are valid for the call; the kernel writes at most `length`
-    // bytes. A descriptor that is not a socket (or no longer open) makes the call fail.
-    let result = unsafe {
-        match side {
-            Side::Local => libc::getsockname(fd, address, &mut length),
-            Side::Peer => libc::getpeername(fd, address, &mut length),
-        }
-    };
-    if result != 0 {
-        return None;
-    }
-    match i32::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let v4 = unsafe {
-                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
-            Some(SocketAddr::new(ip.into(), u16::from_be(v4.sin_port)))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let v6 = unsafe {
-                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
-            Some(SocketAddr::new(ip.into(), u16::from_be(v6.sin6_port)))
-        }
-        _ => None,
-    }
-}
-
-/// Bytes received on socket `fd` and not yet read (0 when that cannot be told).
-fn unread_bytes(fd: i32) -> usize {
-    let mut bytes: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int to the pointer given.
-    let result = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut bytes as *mut libc::c_int) };
-    if result == 0 {
-        bytes.max(0) as usize
-    } else {
-        0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
 
     fn key(fd: i32, port: u16) -> SocketKey {
         (fd, SocketAddr::from(([127, 0, 0, 1], port)))
-    }
-
-    #[test]
-    fn a_socket_with_an_unread_request_is_found_until_it_is_read() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut server_side, peer) = listener.accept().unwrap();
-        let fd = server_side.as_raw_fd();
-        assert!(
-            !unread_sockets(port).unwrap().contains(&(fd, peer)),
-            "nothing sent yet"
-        );
-        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !unread_sockets(port).unwrap().contains(&(fd, peer)) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "unread request not found"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut request = [0u8; 18];
-        server_side.read_exact(&mut request).unwrap();
-        assert!(!unread_sockets(port).unwrap().contains(&(fd, peer)));
-        // The listener and the client's own end are never listed.
-        assert!(unread_sockets(port)
-            .unwrap()
-            .iter()
-            .all(|(found, _)| *found == fd));
     }
 
     #[test]

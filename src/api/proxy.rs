@@ -132,7 +132,12 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         })
         .map_err(|e| e.to_string())?;
     let server = Arc::new(server);
-    crate::api::pool_nudge::spawn_pool_nudger(&server, local_addr);
+    // The proxy forwards a request's body to a member, so it accepts what a member accepts.
+    let head_limit = crate::api::pool_nudge::HeadLimit {
+        guard: crate::api::head_guard::HeadGuard::new(MAX_BODY_BYTES),
+        answering: Box::new(|_| false),
+    };
+    crate::api::pool_nudge::spawn_connection_watch(&server, local_addr, Some(head_limit));
     // Each forwarded request holds its worker for the round trip to the member.
     for n in 0..config.max_client_workers.max(PROXY_MIN_WORKERS) {
         let server = server.clone();

@@ -130,6 +130,11 @@ impl ConnectionSequencer {
         }
     }
 
+    /// True while the connection from `client` has an unfinished request.
+    pub fn is_busy(&self, client: SocketAddr) -> bool {
+        self.turns.lock().contains_key(&client)
+    }
+
     /// Connections with unfinished requests (for tests and diagnostics).
     pub fn busy_connections(&self) -> usize {
         self.turns.lock().len()

@@ -69,13 +69,18 @@ pub fn serve(
             reason: "not an IP listener".into(),
         })?;
     let server = Arc::new(server);
-    super::pool_nudge::spawn_pool_nudger(&server, local_addr);
     node.watches.add_listener(local_addr);
     // Receiving and taking a ticket happen under one lock so tickets follow arrival order;
     // the sequencer then runs each connection's requests one after another, as Go does
     // (diff scenario pipelined-requests-on-one-connection).
     let receive_lock = Arc::new(parking_lot::Mutex::new(()));
     let sequencer = Arc::new(super::sequencer::ConnectionSequencer::new());
+    let answering = sequencer.clone();
+    let head_limit = super::pool_nudge::HeadLimit {
+        guard: super::head_guard::HeadGuard::new(node.config.max_request_body_bytes as u64),
+        answering: Box::new(move |client| answering.is_busy(client)),
+    };
+    super::pool_nudge::spawn_connection_watch(&server, local_addr, Some(head_limit));
     let responders = Responders::start(responder_threads(workers));
     for n in 0..workers.max(1) {
         let server = server.clone();

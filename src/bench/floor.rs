@@ -89,7 +89,7 @@ pub fn start_tiny_http_workers(
         .server_addr()
         .to_ip()
         .ok_or_else(|| std::io::Error::other("tiny_http listener is not IP"))?;
-    crate::api::pool_nudge::spawn_pool_nudger(&server, address);
+    crate::api::pool_nudge::spawn_connection_watch(&server, address, None);
     let stopping = Arc::new(AtomicBool::new(false));
     for n in 0..workers.max(1) {
         let (server, stopping, serve) = (server.clone(), stopping.clone(), serve.clone());

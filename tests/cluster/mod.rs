@@ -100,6 +100,11 @@ pub struct Member {
 }
 
 impl Member {
+    /// The process ID while the member runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|child| child.id())
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
