@@ -41,6 +41,11 @@ pub struct Config {
     /// without confirming leadership with a quorum. For harness tests only.
     #[doc(hidden)]
     pub unsafe_read_without_quorum: bool,
+    /// BROKEN ON PURPOSE when true: let a leader send before it persists even when its commit
+    /// index counts the entries it has not persisted yet (a single voter's does), so a learner
+    /// may apply what a crash loses. For harness tests only.
+    #[doc(hidden)]
+    pub unsafe_send_first_with_unpersisted_commit: bool,
 }
 
 impl Config {
@@ -61,6 +66,7 @@ impl Config {
             unsafe_skip_vote_log_check: false,
             unsafe_commit_any_term: false,
             unsafe_read_without_quorum: false,
+            unsafe_send_first_with_unpersisted_commit: false,
         }
     }
 

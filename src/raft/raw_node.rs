@@ -312,7 +312,8 @@ impl RawNode {
             && snapshot.is_none()
             && hs.term == self.prev_hard_state.term
             && hs.vote == self.prev_hard_state.vote
-            && hs.commit <= log.persisted_last_index();
+            && (hs.commit <= log.persisted_last_index()
+                || self.raft.config().unsafe_send_first_with_unpersisted_commit);
         let ss = self.soft_state();
         let soft_state = (ss != self.prev_soft_state).then_some(ss);
         self.prev_soft_state = ss;

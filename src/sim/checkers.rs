@@ -98,7 +98,10 @@ impl Checkers {
             ));
         }
         watch.seen = r.hard_state();
-        let commit = r.log.committed();
+        // An index counts as committed once the node's commit covers it and the node holds it
+        // durably: a single voter commits an entry as it appends it, before the sync a crash
+        // may prevent, and nothing of that commit leaves the node before the sync.
+        let commit = r.log.committed().min(r.log.persisted_last_index());
         let from = (watch.commit_checked + 1).max(r.log.first_index());
         watch.commit_checked = watch.commit_checked.max(commit);
         if from <= commit {

@@ -95,6 +95,8 @@ pub struct SimOptions {
     pub unsafe_send_before_sync: bool,
     /// Break the core on purpose (see `Config::unsafe_read_without_quorum`).
     pub unsafe_read_without_quorum: bool,
+    /// Break the core on purpose (see `Config::unsafe_send_first_with_unpersisted_commit`).
+    pub unsafe_send_first_with_unpersisted_commit: bool,
 }
 
 impl SimOptions {
@@ -132,7 +134,19 @@ impl SimOptions {
             unsafe_commit_any_term: false,
             unsafe_send_before_sync: false,
             unsafe_read_without_quorum: false,
+            unsafe_send_first_with_unpersisted_commit: false,
         }
+    }
+
+    /// Options drawn from `seed` for a cluster of one voter and two spares that come and go
+    /// as learners (and may be promoted), with more crashes between a Ready's write and its
+    /// sync: where a commit exists before it is durable.
+    pub fn single_voter_from_seed(seed: u64) -> SimOptions {
+        let mut options = SimOptions::from_seed(seed);
+        options.voters = 1;
+        options.spares = 2;
+        options.rates.crash_before_sync = 100;
+        options
     }
 }
 
@@ -208,6 +222,8 @@ impl Simulation {
                 config.unsafe_skip_vote_log_check = options.unsafe_skip_vote_log_check;
                 config.unsafe_commit_any_term = options.unsafe_commit_any_term;
                 config.unsafe_read_without_quorum = options.unsafe_read_without_quorum;
+                config.unsafe_send_first_with_unpersisted_commit =
+                    options.unsafe_send_first_with_unpersisted_commit;
                 let storage = MemoryStorage::new_with_conf_state(bootstrap.clone());
                 let disk = SimDisk::new(&storage);
                 let raw = RawNode::new(&config, storage).expect("valid simulation config");

@@ -61,6 +61,7 @@ fn options(voters: usize) -> SimOptions {
         unsafe_commit_any_term: false,
         unsafe_send_before_sync: false,
         unsafe_read_without_quorum: false,
+        unsafe_send_first_with_unpersisted_commit: false,
     }
 }
 

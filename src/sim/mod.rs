@@ -25,7 +25,10 @@
 //! leader completeness), messages sent before the Ready is synced
 //! ([`SimOptions::unsafe_send_before_sync`], caught by "term and vote never regress"), and
 //! reads answered without a quorum round (`Config::unsafe_read_without_quorum`, caught by
-//! read index safety). Committing old-term entries by counting (Figure 8,
+//! read index safety), and a single voter's commit sent to learners before its entries are
+//! durable (`Config::unsafe_send_first_with_unpersisted_commit`, run on single-voter clusters,
+//! [`SimOptions::single_voter_from_seed`]; caught by leader completeness or state machine
+//! safety). Committing old-term entries by counting (Figure 8,
 //! `Config::unsafe_commit_any_term`) is caught only rarely (about 2 seeds in 5000), so
 //! that test is `#[ignore]`d and kept for exploration.
 
