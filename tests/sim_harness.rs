@@ -1,23 +1,35 @@
 //! The harness must be able to fail: break the core on purpose and require the sweep to find
 //! a safety violation; and the same seed must replay the same trace byte for byte.
 
-use raftkv::sim::{run_with_options, SimOptions, Simulation};
+use raftkv::sim::{run_with_options, SimOptions, Simulation, Violation};
 
-#[test]
-fn sweep_catches_votes_granted_without_the_log_check() {
-    let mut found = None;
+/// Runs `seeds` with the options `options` makes of each, until one breaks a rule `counts`
+/// accepts. Returns how many seeds ran and that violation, if any.
+fn first_violation(
+    seeds: std::ops::Range<u64>,
+    options: impl Fn(u64) -> SimOptions,
+    counts: impl Fn(&str) -> bool,
+) -> (u64, Option<Violation>) {
     let mut tried = 0;
-    for seed in 0..300 {
+    for seed in seeds {
         tried += 1;
-        let mut opts = SimOptions::from_seed(seed);
-        opts.unsafe_skip_vote_log_check = true;
-        if let Err(v) = run_with_options(seed, opts) {
-            if v.rule != "liveness" {
-                found = Some(v);
-                break;
+        if let Err(v) = run_with_options(seed, options(seed)) {
+            if counts(v.rule) {
+                return (tried, Some(v));
             }
         }
     }
+    (tried, None)
+}
+
+#[test]
+fn sweep_catches_votes_granted_without_the_log_check() {
+    let broken = |seed| {
+        let mut opts = SimOptions::from_seed(seed);
+        opts.unsafe_skip_vote_log_check = true;
+        opts
+    };
+    let (tried, found) = first_violation(0..300, broken, |rule| rule != "liveness");
     let v = found.unwrap_or_else(|| {
         panic!("no safety violation in {tried} seeds with the vote log check disabled")
     });
@@ -92,19 +104,13 @@ fn sweep_catches_messages_sent_before_the_ready_is_durable() {
     // durability checker (term and vote never regress across crashes) must notice; the
     // core's own invariants may trip first on some seeds (a follower told to commit past
     // its shortened log), which also counts as caught but is not what this test is about.
-    let mut tried = 0;
-    let mut found = None;
-    for seed in 0..400 {
-        tried += 1;
+    let broken = |seed| {
         let mut opts = SimOptions::from_seed(seed);
         opts.unsafe_send_before_sync = true;
-        if let Err(v) = run_with_options(seed, opts) {
-            if v.rule == "term and vote never regress" {
-                found = Some(v);
-                break;
-            }
-        }
-    }
+        opts
+    };
+    let (tried, found) =
+        first_violation(0..400, broken, |rule| rule == "term and vote never regress");
     let v = found.unwrap_or_else(|| {
         panic!("no durability violation in {tried} seeds with send-before-sync")
     });
@@ -113,19 +119,12 @@ fn sweep_catches_messages_sent_before_the_ready_is_durable() {
 
 #[test]
 fn sweep_catches_reads_served_without_confirming_leadership() {
-    let mut tried = 0;
-    let mut found = None;
-    for seed in 0..300 {
-        tried += 1;
+    let broken = |seed| {
         let mut opts = SimOptions::from_seed(seed);
         opts.unsafe_read_without_quorum = true;
-        if let Err(v) = run_with_options(seed, opts) {
-            if v.rule == "read index safety" {
-                found = Some(v);
-                break;
-            }
-        }
-    }
+        opts
+    };
+    let (tried, found) = first_violation(0..300, broken, |rule| rule == "read index safety");
     let v = found.unwrap_or_else(|| panic!("no stale read detected in {tried} seeds"));
     println!("stale ReadIndex caught after {tried} seeds: {v}");
 }
@@ -136,19 +135,12 @@ fn sweep_catches_reads_served_without_confirming_leadership() {
 /// notice.
 #[test]
 fn sweep_catches_a_commit_sent_to_learners_before_it_is_durable() {
-    let mut tried = 0;
-    let mut found = None;
-    for seed in 0..1000 {
-        tried += 1;
+    let broken = |seed| {
         let mut opts = SimOptions::single_voter_from_seed(seed);
         opts.unsafe_send_first_with_unpersisted_commit = true;
-        if let Err(v) = run_with_options(seed, opts) {
-            if v.rule != "liveness" {
-                found = Some(v);
-                break;
-            }
-        }
-    }
+        opts
+    };
+    let (tried, found) = first_violation(0..1000, broken, |rule| rule != "liveness");
     let v = found.unwrap_or_else(|| {
         panic!("no safety violation in {tried} single-voter seeds with the commit sent early")
     });
