@@ -10,17 +10,16 @@
 //!
 //! The kernel shows it: a queued connection's request sits unread in its socket. Every
 //! [`LOOK_INTERVAL`] the nudger lists this process's sockets on the listener's port that hold
-//! unread bytes ([`scan_client_sockets`]: read-only, on sockets tiny_http owns; the same
-//! thread runs the request-head guard of [`super::head_guard`] on the same scan). For each
-//! one that already held
-//! unread bytes at the previous look, and has not been nudged for, it connects to the listener
-//! once. That connection finds no idle thread (none is idle while connections wait), so the
-//! pool starts a thread for it, and that thread, after this connection that closes at once,
-//! takes the oldest queued one. A socket first seen unread is looked at again after
-//! [`BUSY_LOOK_INTERVAL`], so a waiting connection gets its thread within about
-//! `LOOK_INTERVAL + BUSY_LOOK_INTERVAL`. One blind connection per [`LOOK_INTERVAL`] is made as well, so that
-//! a queued connection that sent nothing yet, or a system without `/proc`, still gets a thread
-//! (one per interval).
+//! unread bytes ([`scan_client_sockets`]: read-only, on sockets tiny_http owns; the same thread
+//! runs the request-head guard of [`super::head_guard`] on the same scan). For each one that
+//! already held unread bytes at the previous look, and has not been nudged for, it connects to
+//! the listener once. That connection finds no idle thread (none is idle while connections
+//! wait), so the pool starts a thread for it, and that thread, after this connection that
+//! closes at once, takes the oldest queued one. A socket first seen unread is looked at again
+//! after [`BUSY_LOOK_INTERVAL`], so a waiting connection gets its thread within about
+//! `LOOK_INTERVAL + BUSY_LOOK_INTERVAL`. One blind connection per [`LOOK_INTERVAL`] is made as
+//! well, so that a queued connection that sent nothing yet, or a system without `/proc`, still
+//! gets a thread (one per interval).
 //!
 //! Each open connection is a descriptor to examine, so looks are spaced by at least
 //! `SCAN_COST_SHARE` times their own duration (`next_pause`): about 2% of a core at most.
@@ -32,11 +31,11 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::api::head_guard::{self, HeadGuard};
 use crate::api::socket_scan::{scan_client_sockets, SocketKey};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// How often the nudger looks for waiting connections, and how often it nudges blind.
 pub const LOOK_INTERVAL: Duration = Duration::from_millis(100);
