@@ -352,3 +352,77 @@ fn a_write_too_large_for_the_wal_is_refused_and_later_writes_go_on() {
     let missing = get(server.addr, "/v2/keys/too/big");
     assert_eq!(missing.status, 404, "{}", missing.body);
 }
+
+/// Sends a long poll on `key` followed by `count` pipelined GETs on one connection.
+fn pipeline_behind_a_watch(
+    addr: std::net::SocketAddr,
+    key: &str,
+    count: usize,
+) -> std::net::TcpStream {
+    let mut stream = connect(addr);
+    let mut pipelined = format!("GET /v2/keys{key}?wait=true HTTP/1.1\r\nHost: t\r\n\r\n");
+    for _ in 0..count {
+        pipelined.push_str("GET /v2/keys/ HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    stream.write_all(pipelined.as_bytes()).unwrap();
+    // Let every request reach the server.
+    std::thread::sleep(Duration::from_millis(300));
+    stream
+}
+
+/// Regression: a request waiting for its connection's turn held its worker, so one client
+/// that pipelined as many requests as there are workers behind a long poll stopped every
+/// other client until the poll ended.
+#[test]
+fn requests_waiting_behind_a_watch_hold_no_worker() {
+    let server = start(&["--max-client-workers", "2"]);
+    let stream = pipeline_behind_a_watch(server.addr, "/hold/k", 10);
+    let started = Instant::now();
+    let other = get(server.addr, "/version");
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "another client waited {:?}",
+        started.elapsed()
+    );
+    let fired = put(server.addr, "/v2/keys/hold/k", "value=fire");
+    assert_eq!(fired.status, 201, "{}", fired.body);
+    let mut reader = std::io::BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let event = read_chunk(&mut reader).expect("the watch's event");
+    assert!(event.contains("\"value\":\"fire\""), "{event}");
+    assert_eq!(read_chunk(&mut reader), None);
+    for n in 0..10 {
+        let (status, head) = read_head(&mut reader);
+        assert_eq!(status, 200, "pipelined request {n}: {head}");
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Content-Length: "))
+            .and_then(|value| value.trim().parse().ok())
+            .expect("Content-Length");
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+    }
+}
+
+/// A connection that pipelines more requests behind an unanswered one than the server keeps
+/// waiting is ended (tiny_http reads ahead without a limit); other clients are not affected.
+#[test]
+fn a_connection_pipelining_too_many_requests_behind_a_watch_is_ended() {
+    let server = start(&["--max-client-workers", "2"]);
+    let stream = pipeline_behind_a_watch(server.addr, "/many/k", 200);
+    let mut reader = std::io::BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200, "the watch's head is written at once");
+    let mut rest = Vec::new();
+    let ended = match reader.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(ended, "the connection was not ended");
+    let other = get(server.addr, "/version");
+    assert_eq!(other.status, 200, "{}", other.body);
+    let fired = put(server.addr, "/v2/keys/many/k", "value=fire");
+    assert_eq!(fired.status, 201, "{}", fired.body);
+}

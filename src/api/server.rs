@@ -15,7 +15,35 @@ use crate::api::http::{cached_http_date, escape_path, mux_clean_path, status_tex
 use crate::api::keys::{parse_key_request, KeyOp};
 use crate::api::render::{error_json, event_json};
 use crate::api::responders::Responders;
-use crate::api::sequencer::TurnGuard;
+use crate::api::sequencer::{Admission, MAX_DEFERRED_PER_CONNECTION};
+
+/// A request's turn in its connection's order ([`super::sequencer`]).
+type TurnGuard = crate::api::sequencer::TurnGuard<Request>;
+
+/// Threads that run requests whose turn came after they arrived (pipelined behind another
+/// request of their connection, typically a long poll).
+const DEFERRED_RUNNERS: usize = 2;
+
+/// Ends the connection from `client` on local port `port`, which pipelined more requests
+/// behind an unanswered one than the sequencer keeps (`waiting`): tiny_http reads ahead
+/// without a limit, so its requests would pile up in memory. Its requests already kept are
+/// answered into the closed connection, in turn, as the ones before them finish.
+fn end_connection(port: u16, client: std::net::SocketAddr, waiting: usize) {
+    let Some(sockets) = crate::api::socket_scan::scan_client_sockets(port) else {
+        return;
+    };
+    if let Some(socket) = sockets.iter().find(|s| s.key.1 == client) {
+        eprintln!(
+            "raftkv: ending connection from {client}: {waiting} requests pipelined behind an unanswered one (at most {MAX_DEFERRED_PER_CONNECTION} wait)"
+        );
+        crate::api::head_guard::take_step(
+            socket.key,
+            crate::api::head_guard::Step::Abort,
+            port,
+            true,
+        );
+    }
+}
 use crate::api::{auth, cluster};
 use crate::node::watch::WatchSink;
 use crate::node::{ids::format_id, now_unix_nanos, Completion, Node};
@@ -74,7 +102,8 @@ pub fn serve(
     // the sequencer then runs each connection's requests one after another, as Go does
     // (diff scenario pipelined-requests-on-one-connection).
     let receive_lock = Arc::new(parking_lot::Mutex::new(()));
-    let sequencer = Arc::new(super::sequencer::ConnectionSequencer::new());
+    let (ready_tx, ready) = crossbeam_channel::unbounded::<(Request, TurnGuard)>();
+    let sequencer = Arc::new(super::sequencer::ConnectionSequencer::new(ready_tx));
     let answering = sequencer.clone();
     let head_limit = super::pool_nudge::HeadLimit {
         guard: super::head_guard::HeadGuard::new(node.config.max_request_body_bytes as u64),
@@ -82,6 +111,26 @@ pub fn serve(
     };
     super::pool_nudge::spawn_connection_watch(&server, local_addr, Some(head_limit));
     let responders = Responders::start(responder_threads(workers));
+    // Requests that waited for their connection's turn run here, not on the workers.
+    for n in 0..DEFERRED_RUNNERS {
+        let ready = ready.clone();
+        let node = node.clone();
+        let responders = responders.clone();
+        std::thread::Builder::new()
+            .name(format!("client-in-turn-{n}"))
+            .spawn(move || {
+                for (request, turn) in ready.iter() {
+                    let context = Context {
+                        node: &node,
+                        responders: &responders,
+                        turn,
+                    };
+                    handle(context, request);
+                }
+            })
+            .expect("spawning a client runner");
+    }
+    let client_port = local_addr.port();
     for n in 0..workers.max(1) {
         let server = server.clone();
         let node = node.clone();
@@ -97,13 +146,24 @@ pub fn serve(
                     let ticket = sequencer.ticket(request.remote_addr().copied());
                     (request, ticket)
                 };
-                let turn = sequencer.run_in_turn(ticket);
-                let context = Context {
-                    node: &node,
-                    responders: &responders,
-                    turn,
-                };
-                handle(context, request);
+                match sequencer.admit(ticket, request) {
+                    Admission::Run(request, turn) => {
+                        let context = Context {
+                            node: &node,
+                            responders: &responders,
+                            turn,
+                        };
+                        handle(context, request);
+                    }
+                    Admission::Deferred {
+                        waiting,
+                        connection,
+                    } => {
+                        if waiting > MAX_DEFERRED_PER_CONNECTION {
+                            end_connection(client_port, connection, waiting);
+                        }
+                    }
+                }
             })
             .expect("spawning a client worker");
     }
