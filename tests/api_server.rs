@@ -314,18 +314,10 @@ fn a_request_pipelined_behind_a_watch_runs_after_the_watch_ends() {
     assert_eq!(fired.status, 201, "{}", fired.body);
     let fired_index: u64 = fired.header("X-Etcd-Index").unwrap().parse().unwrap();
     let mut reader = std::io::BufReader::new(stream);
-    let (status, _) = read_head(&mut reader);
-    assert_eq!(status, 200);
-    let event = read_chunk(&mut reader).expect("the watch's event");
-    assert!(event.contains("\"value\":\"fire\""), "{event}");
-    assert_eq!(read_chunk(&mut reader), None);
+    read_watch_fired_with(&mut reader, "fire");
     let (status, head) = read_head(&mut reader);
     assert_eq!(status, 201, "{head}");
-    let index: u64 = head
-        .lines()
-        .find_map(|line| line.strip_prefix("X-Etcd-Index: "))
-        .and_then(|value| value.trim().parse().ok())
-        .expect("X-Etcd-Index");
+    let index = header_number(&head, "X-Etcd-Index");
     assert!(
         index > fired_index,
         "the pipelined PUT was applied at {index}, before the write that ended the watch \
@@ -351,6 +343,23 @@ fn a_write_too_large_for_the_wal_is_refused_and_later_writes_go_on() {
     assert_eq!(fine.status, 201, "writes go on: {}", fine.body);
     let missing = get(server.addr, "/v2/keys/too/big");
     assert_eq!(missing.status, 404, "{}", missing.body);
+}
+
+/// Reads a long poll's response: its head, one event whose value is `value`, and its end.
+fn read_watch_fired_with(reader: &mut impl std::io::BufRead, value: &str) {
+    let (status, _) = read_head(reader);
+    assert_eq!(status, 200);
+    let event = read_chunk(reader).expect("the watch's event");
+    assert!(event.contains(&format!("\"value\":\"{value}\"")), "{event}");
+    assert_eq!(read_chunk(reader), None);
+}
+
+/// The number in header `name` of a response head.
+fn header_number(head: &str, name: &str) -> u64 {
+    head.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number in {name}: {head}"))
 }
 
 /// Sends a long poll on `key` followed by `count` pipelined GETs on one connection.
@@ -388,20 +397,11 @@ fn requests_waiting_behind_a_watch_hold_no_worker() {
     let fired = put(server.addr, "/v2/keys/hold/k", "value=fire");
     assert_eq!(fired.status, 201, "{}", fired.body);
     let mut reader = std::io::BufReader::new(stream);
-    let (status, _) = read_head(&mut reader);
-    assert_eq!(status, 200);
-    let event = read_chunk(&mut reader).expect("the watch's event");
-    assert!(event.contains("\"value\":\"fire\""), "{event}");
-    assert_eq!(read_chunk(&mut reader), None);
+    read_watch_fired_with(&mut reader, "fire");
     for n in 0..10 {
         let (status, head) = read_head(&mut reader);
         assert_eq!(status, 200, "pipelined request {n}: {head}");
-        let length: usize = head
-            .lines()
-            .find_map(|line| line.strip_prefix("Content-Length: "))
-            .and_then(|value| value.trim().parse().ok())
-            .expect("Content-Length");
-        let mut body = vec![0u8; length];
+        let mut body = vec![0u8; header_number(&head, "Content-Length") as usize];
         reader.read_exact(&mut body).unwrap();
     }
 }
