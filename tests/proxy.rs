@@ -10,6 +10,14 @@ use raftkv::node::Config;
 use support::*;
 
 fn proxy_for(server: &Server, mode: &str) -> std::sync::Arc<raftkv::api::proxy::Proxy> {
+    proxy_with(server, mode, &[])
+}
+
+fn proxy_with(
+    server: &Server,
+    mode: &str,
+    extra: &[&str],
+) -> std::sync::Arc<raftkv::api::proxy::Proxy> {
     let peer = format!(
         "http://{}",
         server
@@ -29,6 +37,7 @@ fn proxy_for(server: &Server, mode: &str) -> std::sync::Arc<raftkv::api::proxy::
     .iter()
     .map(|s| s.to_string())
     .chain([format!("default={peer}")])
+    .chain(extra.iter().map(|s| s.to_string()))
     .collect();
     let config = Config::from_args_and_env(&args, |_| None).expect("proxy config parses");
     raftkv::api::proxy::start(&config).expect("proxy starts")
@@ -92,4 +101,48 @@ fn a_readonly_proxy_refuses_writes() {
     let reply = put(proxy.local_addr, "/v2/keys/r", "value=x");
     assert_eq!(reply.status, 501, "{}", reply.body);
     assert_eq!(get(proxy.local_addr, "/v2/keys/r").status, 404);
+}
+
+/// Regression: the proxy streamed each watch through on the worker that forwarded it, so as
+/// many parked watches as it has workers (64 at least) stopped it answering anything else.
+#[test]
+fn parked_watches_through_a_proxy_hold_no_worker() {
+    let server = start(&[]);
+    let proxy = proxy_for(&server, "on");
+    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
+    let addr = proxy.local_addr;
+    let watches: Vec<_> = (0..70)
+        .map(|n| {
+            let (status, head, reader) = open_watch(addr, &format!("/v2/keys/pw/k{n}?wait=true"));
+            assert_eq!(status, 200, "watch {n}: {head}");
+            reader
+        })
+        .collect();
+    let reply = get(addr, "/v2/keys/pw/missing");
+    assert_eq!(
+        reply.status, 404,
+        "answered beside 70 parked watches: {}",
+        reply.body
+    );
+    assert_eq!(put(addr, "/v2/keys/pw/k69", "value=fired").status, 201);
+    let mut last = watches.into_iter().last().expect("70 watches");
+    let mut event = String::new();
+    while !event.ends_with('\n') {
+        event.push_str(&read_chunk(&mut last).expect("the event through the proxy"));
+    }
+    assert!(event.contains("\"value\":\"fired\""), "{event}");
+}
+
+#[test]
+fn watches_beyond_the_proxys_limit_are_refused_with_503() {
+    let server = start(&[]);
+    let proxy = proxy_with(&server, "on", &["--max-parked-watches", "2"]);
+    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
+    let addr = proxy.local_addr;
+    let _first = open_watch(addr, "/v2/keys/lim/a?wait=true");
+    let _second = open_watch(addr, "/v2/keys/lim/b?wait=true");
+    let (status, head, _third) = open_watch(addr, "/v2/keys/lim/c?wait=true");
+    assert_eq!(status, 503, "{head}");
+    // The limit counts watches being streamed, not requests: others go on.
+    assert_eq!(get(addr, "/v2/keys/lim/a").status, 404);
 }

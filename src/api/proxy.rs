@@ -5,9 +5,11 @@
 //! `--initial-cluster` for `GET /members` on their peer port (etcd's peer API, which raftkv's
 //! peer listener also answers), at start and every [`REFRESH_INTERVAL`]. Each request is sent
 //! to one member, then the next on a connection failure; answers are passed back unchanged.
-//! Watches and other chunked answers are streamed through as they arrive, on the connection's
-//! own writer, so a parked watch holds no worker. `--proxy readonly` refuses every method but
-//! GET and HEAD with 501.
+//! Watches and other chunked answers are streamed through as they arrive, each on a thread of
+//! its own (it holds a connection to a member for as long as the watch lasts), so a parked
+//! watch holds no worker; at most `--max-parked-watches` are streamed at once, and a watch
+//! beyond that is answered 503. `--proxy readonly` refuses every method but GET and HEAD with
+//! 501.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,8 +41,15 @@ pub struct Proxy {
     peer_urls: Vec<String>,
     readonly: bool,
     next: AtomicUsize,
+    /// Chunked answers (watches) being streamed through, each on its own thread.
+    /// Invariant: at most `max_streams`.
+    streams: Arc<AtomicUsize>,
+    max_streams: usize,
     pub local_addr: std::net::SocketAddr,
 }
+
+/// Stack of a thread that streams a watch through (it only copies bytes).
+const STREAM_STACK_BYTES: usize = 256 << 10;
 
 /// Fetches the members' client URLs from any peer that answers.
 pub fn discover_client_urls(peer_urls: &[String]) -> Option<Vec<String>> {
@@ -110,6 +119,8 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         peer_urls,
         readonly: config.proxy == "readonly",
         next: AtomicUsize::new(0),
+        streams: Arc::new(AtomicUsize::new(0)),
+        max_streams: config.max_parked_watches,
         local_addr,
     });
     let refresher = Arc::downgrade(&proxy);
@@ -274,7 +285,7 @@ impl Proxy {
                 .cloned()
                 .collect();
             if chunked && method != "HEAD" {
-                return stream_through(request, status, passed, response);
+                return self.stream_on_own_thread(request, status, passed, response);
             }
             let body_deadline = Some(Instant::now() + FORWARD_TIMEOUT);
             let Ok(full) = response.finish(&mut client, body_deadline) else {
@@ -298,6 +309,60 @@ impl Proxy {
                 endpoints.len()
             )),
         );
+    }
+}
+
+impl Proxy {
+    /// Streams a chunked answer through on a thread of its own, or answers 503 when
+    /// `max_streams` are streaming already (or no thread can be started).
+    fn stream_on_own_thread(
+        &self,
+        request: Request,
+        status: u16,
+        headers: Vec<(String, String)>,
+        response: crate::client::http::StreamingResponse,
+    ) {
+        let streams = self.streams.clone();
+        let taken = streams.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < self.max_streams).then_some(n + 1)
+        });
+        if taken.is_err() {
+            return reply(
+                request,
+                503,
+                "application/json",
+                message_json(&format!(
+                    "proxy: too many watches at once (at most {})",
+                    self.max_streams
+                )),
+            );
+        }
+        // The request goes to the thread; if the thread cannot start, the closure (and the
+        // request in it) is lost, so keep it out until the spawn is known to work.
+        let (handoff, handed) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("proxy-stream".into())
+            .stack_size(STREAM_STACK_BYTES)
+            .spawn(move || {
+                if let Ok((request, status, headers, response)) = handed.recv() {
+                    stream_through(request, status, headers, response);
+                }
+                streams.fetch_sub(1, Ordering::SeqCst);
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = handoff.send((request, status, headers, response));
+            }
+            Err(error) => {
+                self.streams.fetch_sub(1, Ordering::SeqCst);
+                reply(
+                    request,
+                    503,
+                    "application/json",
+                    message_json(&format!("proxy: cannot stream the watch: {error}")),
+                );
+            }
+        }
     }
 }
 
