@@ -146,3 +146,45 @@ fn watches_beyond_the_proxys_limit_are_refused_with_503() {
     // The limit counts watches being streamed, not requests: others go on.
     assert_eq!(get(addr, "/v2/keys/lim/a").status, 404);
 }
+
+/// Regression: the proxy forwarded a connection's pipelined requests on several workers at
+/// once, so a GET pipelined behind a PUT could reach the member first and miss the write.
+#[test]
+fn requests_pipelined_through_a_proxy_are_forwarded_in_order() {
+    use std::io::{Read, Write};
+    let server = start(&[]);
+    let proxy = proxy_for(&server, "on");
+    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
+    let mut stream = std::net::TcpStream::connect(proxy.local_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    for n in 0..10 {
+        let form = format!("value=v{n}");
+        let pipelined = format!(
+            "PUT /v2/keys/order/k{n} HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}\
+             GET /v2/keys/order/k{n} HTTP/1.1\r\nHost: t\r\n\r\n",
+            form.len()
+        );
+        stream.write_all(pipelined.as_bytes()).unwrap();
+        let mut bodies = Vec::new();
+        for _ in 0..2 {
+            let (status, head) = read_head(&mut reader);
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("Content-Length: "))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no Content-Length: {head}"));
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            bodies.push((status, String::from_utf8_lossy(&body).to_string()));
+        }
+        assert_eq!(bodies[0].0, 201, "the PUT of k{n}: {:?}", bodies[0]);
+        assert!(
+            bodies[1].0 == 200 && bodies[1].1.contains(&format!("\"value\":\"v{n}\"")),
+            "the GET pipelined behind the PUT of k{n} missed it: {:?}",
+            bodies[1]
+        );
+    }
+}

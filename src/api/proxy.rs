@@ -8,8 +8,10 @@
 //! Watches and other chunked answers are streamed through as they arrive, each on a thread of
 //! its own (it holds a connection to a member for as long as the watch lasts), so a parked
 //! watch holds no worker; at most `--max-parked-watches` are streamed at once, and a watch
-//! beyond that is answered 503. `--proxy readonly` refuses every method but GET and HEAD with
-//! 501.
+//! beyond that is answered 503. A connection's requests are forwarded one after another, in
+//! the order they came, as a member runs them ([`super::sequencer`]): a GET pipelined behind a
+//! PUT reaches a member only once the PUT is answered. `--proxy readonly` refuses every
+//! method but GET and HEAD with 501.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +22,8 @@ use parking_lot::RwLock;
 use tiny_http::{Header, Request, Response};
 
 use crate::api::form::unescape;
+use crate::api::server::TurnGuard;
+
 use crate::api::http::{http_date, status_text};
 use crate::api::render::message_json;
 use crate::client::http::{Deadlines, HttpClient, Request as OutRequest, Url};
@@ -143,25 +147,23 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         })
         .map_err(|e| e.to_string())?;
     let server = Arc::new(server);
+    // A connection's requests are forwarded one after another, as a member runs them
+    // ([`super::sequencer`]): a GET pipelined behind a PUT must not reach a member first. Each
+    // forwarded request holds its worker for the round trip to the member.
+    let forwarder = proxy.clone();
+    let sequencer = crate::api::server::serve_in_order(
+        &server,
+        local_addr.port(),
+        config.max_client_workers.max(PROXY_MIN_WORKERS),
+        "proxy",
+        move |request, turn| forwarder.forward(request, turn),
+    );
     // The proxy forwards a request's body to a member, so it accepts what a member accepts.
     let head_limit = crate::api::pool_nudge::HeadLimit {
         guard: crate::api::head_guard::HeadGuard::new(MAX_BODY_BYTES),
-        answering: Box::new(|_| false),
+        answering: Box::new(move |client| sequencer.is_busy(client)),
     };
     crate::api::pool_nudge::spawn_connection_watch(&server, local_addr, Some(head_limit));
-    // Each forwarded request holds its worker for the round trip to the member.
-    for n in 0..config.max_client_workers.max(PROXY_MIN_WORKERS) {
-        let server = server.clone();
-        let proxy = proxy.clone();
-        std::thread::Builder::new()
-            .name(format!("proxy-worker-{n}"))
-            .spawn(move || {
-                while let Ok(request) = server.recv() {
-                    proxy.forward(request);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-    }
     Ok(proxy)
 }
 
@@ -201,7 +203,9 @@ impl Proxy {
         *self.endpoints.write() = endpoints;
     }
 
-    fn forward(&self, mut request: Request) {
+    /// Forwards `request` in its connection's `turn`, which ends when the answer is written
+    /// (for a streamed answer, when the stream ends).
+    fn forward(&self, mut request: Request, turn: TurnGuard) {
         let method = request.method().as_str().to_string();
         if self.readonly && !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             return reply(
@@ -285,7 +289,7 @@ impl Proxy {
                 .cloned()
                 .collect();
             if chunked && method != "HEAD" {
-                return self.stream_on_own_thread(request, status, passed, response);
+                return self.stream_on_own_thread(request, status, passed, response, turn);
             }
             let body_deadline = Some(Instant::now() + FORWARD_TIMEOUT);
             let Ok(full) = response.finish(&mut client, body_deadline) else {
@@ -321,6 +325,7 @@ impl Proxy {
         status: u16,
         headers: Vec<(String, String)>,
         response: crate::client::http::StreamingResponse,
+        turn: TurnGuard,
     ) {
         let streams = self.streams.clone();
         let taken = streams.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -344,14 +349,15 @@ impl Proxy {
             .name("proxy-stream".into())
             .stack_size(STREAM_STACK_BYTES)
             .spawn(move || {
-                if let Ok((request, status, headers, response)) = handed.recv() {
+                if let Ok((request, status, headers, response, turn)) = handed.recv() {
                     stream_through(request, status, headers, response);
+                    drop(turn);
                 }
                 streams.fetch_sub(1, Ordering::SeqCst);
             });
         match spawned {
             Ok(_) => {
-                let _ = handoff.send((request, status, headers, response));
+                let _ = handoff.send((request, status, headers, response, turn));
             }
             Err(error) => {
                 self.streams.fetch_sub(1, Ordering::SeqCst);

@@ -15,14 +15,74 @@ use crate::api::http::{cached_http_date, escape_path, mux_clean_path, status_tex
 use crate::api::keys::{parse_key_request, KeyOp};
 use crate::api::render::{error_json, event_json};
 use crate::api::responders::Responders;
-use crate::api::sequencer::{Admission, MAX_DEFERRED_PER_CONNECTION};
+use crate::api::sequencer::{Admission, ConnectionSequencer, MAX_DEFERRED_PER_CONNECTION};
 
 /// A request's turn in its connection's order ([`super::sequencer`]).
-type TurnGuard = crate::api::sequencer::TurnGuard<Request>;
+pub(crate) type TurnGuard = crate::api::sequencer::TurnGuard<Request>;
 
 /// Threads that run requests whose turn came after they arrived (pipelined behind another
 /// request of their connection, typically a long poll).
 const DEFERRED_RUNNERS: usize = 2;
+
+/// Serves `server`'s requests in their connections' order ([`super::sequencer`]): `workers`
+/// threads (`{name}-worker-N`) receive requests and take their tickets under one lock, so
+/// tickets follow arrival order, and run with `run` each request whose turn has come; a
+/// request whose turn has not come waits with its connection, holding no thread, and
+/// [`DEFERRED_RUNNERS`] threads (`{name}-in-turn-N`) run it when it comes. A connection
+/// with more than [`MAX_DEFERRED_PER_CONNECTION`] requests waiting is ended. Returns the
+/// sequencer (the connection watch asks it which connections are being answered).
+pub(crate) fn serve_in_order(
+    server: &Arc<tiny_http::Server>,
+    port: u16,
+    workers: usize,
+    name: &str,
+    run: impl Fn(Request, TurnGuard) + Clone + Send + 'static,
+) -> Arc<ConnectionSequencer<Request>> {
+    let receive_lock = Arc::new(parking_lot::Mutex::new(()));
+    let (ready_tx, ready) = crossbeam_channel::unbounded::<(Request, TurnGuard)>();
+    let sequencer = Arc::new(ConnectionSequencer::new(ready_tx));
+    for n in 0..DEFERRED_RUNNERS {
+        let ready = ready.clone();
+        let run = run.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-in-turn-{n}"))
+            .spawn(move || {
+                for (request, turn) in ready.iter() {
+                    run(request, turn);
+                }
+            })
+            .expect("spawning a request runner");
+    }
+    for n in 0..workers.max(1) {
+        let server = server.clone();
+        let receive_lock = receive_lock.clone();
+        let sequencer = sequencer.clone();
+        let run = run.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-worker-{n}"))
+            .spawn(move || loop {
+                let (request, ticket) = {
+                    let _receiving = receive_lock.lock();
+                    let Ok(request) = server.recv() else { break };
+                    let ticket = sequencer.ticket(request.remote_addr().copied());
+                    (request, ticket)
+                };
+                match sequencer.admit(ticket, request) {
+                    Admission::Run(request, turn) => run(request, turn),
+                    Admission::Deferred {
+                        waiting,
+                        connection,
+                    } => {
+                        if waiting > MAX_DEFERRED_PER_CONNECTION {
+                            end_connection(port, connection, waiting);
+                        }
+                    }
+                }
+            })
+            .expect("spawning a request worker");
+    }
+    sequencer
+}
 
 /// Ends the connection from `client` on local port `port`, which pipelined more requests
 /// behind an unanswered one than the sequencer keeps (`waiting`): tiny_http reads ahead
@@ -98,75 +158,22 @@ pub fn serve(
         })?;
     let server = Arc::new(server);
     node.watches.add_listener(local_addr);
-    // Receiving and taking a ticket happen under one lock so tickets follow arrival order;
-    // the sequencer then runs each connection's requests one after another, as Go does
-    // (diff scenario pipelined-requests-on-one-connection).
-    let receive_lock = Arc::new(parking_lot::Mutex::new(()));
-    let (ready_tx, ready) = crossbeam_channel::unbounded::<(Request, TurnGuard)>();
-    let sequencer = Arc::new(super::sequencer::ConnectionSequencer::new(ready_tx));
-    let answering = sequencer.clone();
+    let responders = Responders::start(responder_threads(workers));
+    let run_node = node.clone();
+    let run = move |request: Request, turn: TurnGuard| {
+        let context = Context {
+            node: &run_node,
+            responders: &responders,
+            turn,
+        };
+        handle(context, request);
+    };
+    let sequencer = serve_in_order(&server, local_addr.port(), workers, "client", run);
     let head_limit = super::pool_nudge::HeadLimit {
         guard: super::head_guard::HeadGuard::new(node.config.max_request_body_bytes as u64),
-        answering: Box::new(move |client| answering.is_busy(client)),
+        answering: Box::new(move |client| sequencer.is_busy(client)),
     };
     super::pool_nudge::spawn_connection_watch(&server, local_addr, Some(head_limit));
-    let responders = Responders::start(responder_threads(workers));
-    // Requests that waited for their connection's turn run here, not on the workers.
-    for n in 0..DEFERRED_RUNNERS {
-        let ready = ready.clone();
-        let node = node.clone();
-        let responders = responders.clone();
-        std::thread::Builder::new()
-            .name(format!("client-in-turn-{n}"))
-            .spawn(move || {
-                for (request, turn) in ready.iter() {
-                    let context = Context {
-                        node: &node,
-                        responders: &responders,
-                        turn,
-                    };
-                    handle(context, request);
-                }
-            })
-            .expect("spawning a client runner");
-    }
-    let client_port = local_addr.port();
-    for n in 0..workers.max(1) {
-        let server = server.clone();
-        let node = node.clone();
-        let receive_lock = receive_lock.clone();
-        let sequencer = sequencer.clone();
-        let responders = responders.clone();
-        std::thread::Builder::new()
-            .name(format!("client-worker-{n}"))
-            .spawn(move || loop {
-                let (request, ticket) = {
-                    let _receiving = receive_lock.lock();
-                    let Ok(request) = server.recv() else { break };
-                    let ticket = sequencer.ticket(request.remote_addr().copied());
-                    (request, ticket)
-                };
-                match sequencer.admit(ticket, request) {
-                    Admission::Run(request, turn) => {
-                        let context = Context {
-                            node: &node,
-                            responders: &responders,
-                            turn,
-                        };
-                        handle(context, request);
-                    }
-                    Admission::Deferred {
-                        waiting,
-                        connection,
-                    } => {
-                        if waiting > MAX_DEFERRED_PER_CONNECTION {
-                            end_connection(client_port, connection, waiting);
-                        }
-                    }
-                }
-            })
-            .expect("spawning a client worker");
-    }
     Ok(ClientServer { server, local_addr })
 }
 
