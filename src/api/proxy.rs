@@ -206,6 +206,20 @@ impl Proxy {
     /// Forwards `request` in its connection's `turn`, which ends when the answer is written
     /// (for a streamed answer, when the stream ends).
     fn forward(&self, mut request: Request, turn: TurnGuard) {
+        if crate::api::server::declares_undrainable_body(&request, MAX_BODY_BYTES as usize) {
+            let body = message_json("proxy: request body too large");
+            let response = format!(
+                "HTTP/1.1 413 {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                status_text(413),
+                body.len()
+            );
+            drop(turn);
+            return crate::api::server::abandon(
+                request,
+                response.as_bytes(),
+                self.local_addr.port(),
+            );
+        }
         let method = request.method().as_str().to_string();
         if self.readonly && !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             return reply(

@@ -160,11 +160,13 @@ pub fn serve(
     node.watches.add_listener(local_addr);
     let responders = Responders::start(responder_threads(workers));
     let run_node = node.clone();
+    let client_port = local_addr.port();
     let run = move |request: Request, turn: TurnGuard| {
         let context = Context {
             node: &run_node,
             responders: &responders,
             turn,
+            client_port,
         };
         handle(context, request);
     };
@@ -214,6 +216,8 @@ struct Context<'a> {
     /// This request's place in its connection's order; finished when it is dropped, so it
     /// goes with the request wherever its response is written.
     turn: TurnGuard,
+    /// The port this server listens on (to find a connection's socket).
+    client_port: u16,
 }
 
 /// The CORS headers a response carries: none, or etcd's three with the allowed origin.
@@ -264,6 +268,13 @@ impl Cors {
 /// Formatting it here instead of through tiny_http's `Response` saves a third of the CPU of a
 /// GET (tiny_http formats and allocates per header), and sends no `Server` header, as etcd.
 fn respond(request: Request, reply: Reply, cors: Cors) {
+    let out = response_bytes(&request, &reply, &cors);
+    let mut writer = request.into_writer();
+    let _ = writer.write_all(&out).and_then(|_| writer.flush());
+}
+
+/// The whole response to `request`: status line, headers, body.
+fn response_bytes(request: &Request, reply: &Reply, cors: &Cors) -> Vec<u8> {
     let version = request.http_version().clone();
     let head_only = request.method() == &Method::Head;
     let mut out = Vec::with_capacity(320 + reply.body.len());
@@ -296,13 +307,77 @@ fn respond(request: Request, reply: Reply, cors: Cors) {
     if !head_only && !bodyless {
         out.extend_from_slice(&reply.body);
     }
-    let mut writer = request.into_writer();
-    let _ = writer.write_all(&out).and_then(|_| writer.flush());
+    out
+}
+
+/// How much more than the body limit a request may declare and still be dropped normally.
+///
+/// tiny_http 0.12 drops a request whose body was not read to its end by reading the rest into
+/// one buffer as large as what is left: a request that declared 100 GB in `Content-Length`
+/// made the server allocate that and abort ("memory allocation failed"), whatever its method.
+/// Such a request must never be dropped; see [`abandon`].
+const DRAINABLE_EXCESS_BYTES: usize = 64 << 20;
+
+/// True if `request` declares a body so large that dropping it would allocate beyond
+/// `max_body_bytes` + [`DRAINABLE_EXCESS_BYTES`].
+pub(crate) fn declares_undrainable_body(request: &Request, max_body_bytes: usize) -> bool {
+    request
+        .body_length()
+        .is_some_and(|declared| declared > max_body_bytes.saturating_add(DRAINABLE_EXCESS_BYTES))
+}
+
+/// Requests given up on by [`abandon`] since start.
+pub static ABANDONED_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Answers `response` on `request`'s connection (local port `port`) and resets it, without
+/// dropping the request, which would allocate as much as its declared body (see
+/// [`DRAINABLE_EXCESS_BYTES`]). The request is leaked, and so is tiny_http's thread for that
+/// connection, which waits for the request's reader to come back: about one blocked thread
+/// and one descriptor per such request, instead of the whole server.
+pub(crate) fn abandon(request: Request, response: &[u8], port: u16) {
+    let client = request.remote_addr().copied();
+    std::mem::forget(request);
+    let count = ABANDONED_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    eprintln!(
+        "raftkv: refusing a request from {client:?} that declares a body beyond the limit; its connection is reset ({count} so far)"
+    );
+    let Some(client) = client else { return };
+    let Some(socket) = crate::api::socket_scan::scan_client_sockets(port)
+        .and_then(|sockets| sockets.into_iter().find(|s| s.key.1 == client))
+    else {
+        return;
+    };
+    let fd = socket.key.0;
+    if !crate::api::socket_scan::is_still(fd, port, client) {
+        return;
+    }
+    // SAFETY: send and shutdown on a descriptor just checked to be this connection, which
+    // the leaked request keeps open; MSG_DONTWAIT never blocks, MSG_NOSIGNAL raises no
+    // SIGPIPE.
+    unsafe {
+        libc::send(
+            fd,
+            response.as_ptr().cast::<libc::c_void>(),
+            response.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+        libc::shutdown(fd, libc::SHUT_WR);
+    }
+    // Give the client a moment to read the answer, then drop the connection's buffers.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    crate::api::head_guard::take_step(socket.key, crate::api::head_guard::Step::Abort, port, true);
 }
 
 fn handle(context: Context<'_>, mut request: Request) {
     let node: &Node = context.node;
     let cors = Cors::for_request(node, &request);
+    if declares_undrainable_body(&request, node.config.max_request_body_bytes) {
+        // etcd answers a body over its limit this way (and closes the connection).
+        let error = V2Error::new(ErrorCode::InvalidForm, "http: POST too large", 0);
+        let reply = key_error(node, &error).header("Connection", "close");
+        let bytes = response_bytes(&request, &reply, &cors);
+        return abandon(request, &bytes, context.client_port);
+    }
     // Case-sensitive, as in Go: "get" is not GET (diff scenario bad-lowercase-method).
     let method = request.method().as_str().to_string();
     // Go's HTTP server rejects these before any handler (and before CORS) runs (diff scenarios
