@@ -45,6 +45,8 @@ pub struct Proxy {
     peer_urls: Vec<String>,
     readonly: bool,
     next: AtomicUsize,
+    /// Set by tests that name the members themselves: the refresher leaves the list alone.
+    pinned: std::sync::atomic::AtomicBool,
     /// Chunked answers (watches) being streamed through, each on its own thread.
     /// Invariant: at most `max_streams`.
     streams: Arc<AtomicUsize>,
@@ -123,6 +125,7 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         peer_urls,
         readonly: config.proxy == "readonly",
         next: AtomicUsize::new(0),
+        pinned: std::sync::atomic::AtomicBool::new(false),
         streams: Arc::new(AtomicUsize::new(0)),
         max_streams: config.max_parked_watches,
         local_addr,
@@ -135,8 +138,14 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
                 return;
             };
             let empty = proxy.endpoints.read().is_empty();
-            if let Some(urls) = discover_client_urls(&proxy.peer_urls) {
-                *proxy.endpoints.write() = urls;
+            if !proxy.pinned.load(Ordering::SeqCst) {
+                if let Some(urls) = discover_client_urls(&proxy.peer_urls) {
+                    // Checked again under the lock set_endpoints_for_test takes.
+                    let mut endpoints = proxy.endpoints.write();
+                    if !proxy.pinned.load(Ordering::SeqCst) {
+                        *endpoints = urls;
+                    }
+                }
             }
             drop(proxy);
             std::thread::sleep(if empty {
@@ -197,10 +206,13 @@ impl Proxy {
         self.endpoints.read().clone()
     }
 
-    /// Replaces the member list (tests whose members advertise unreachable URLs).
+    /// Replaces the member list for good (tests whose members advertise unreachable URLs;
+    /// the refresher would otherwise put those back, at once or every 30 s).
     #[doc(hidden)]
     pub fn set_endpoints_for_test(&self, endpoints: Vec<String>) {
-        *self.endpoints.write() = endpoints;
+        let mut current = self.endpoints.write();
+        self.pinned.store(true, Ordering::SeqCst);
+        *current = endpoints;
     }
 
     /// Forwards `request` in its connection's `turn`, which ends when the answer is written
