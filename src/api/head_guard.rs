@@ -135,20 +135,27 @@ pub fn take_step(key: SocketKey, step: Step, port: u16, answering: bool) {
     eprintln!(
         "raftkv: refusing connection from {peer}: more than the request size limit received without an answer (an endless request head?)"
     );
-    if !answering {
-        // SAFETY: sends from a valid buffer on a descriptor just checked to be this
-        // connection; MSG_DONTWAIT never blocks, MSG_NOSIGNAL raises no SIGPIPE. A partial
-        // send only shortens the refusal.
+    close_sending(fd, (!answering).then_some(REFUSAL));
+}
+
+/// Sends `answer`, if any, on socket `fd` without blocking (a partial send only shortens it)
+/// and shuts down the socket's sending side, so the client reads the answer and then the end
+/// of the stream. The caller has just checked that `fd` is the connection it means; the
+/// descriptor stays its owner's.
+pub(crate) fn close_sending(fd: i32, answer: Option<&[u8]>) {
+    if let Some(bytes) = answer {
+        // SAFETY: sends from a valid buffer; MSG_DONTWAIT never blocks, MSG_NOSIGNAL raises no
+        // SIGPIPE.
         unsafe {
             libc::send(
                 fd,
-                REFUSAL.as_ptr().cast::<libc::c_void>(),
-                REFUSAL.len(),
+                bytes.as_ptr().cast::<libc::c_void>(),
+                bytes.len(),
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             );
         }
     }
-    // SAFETY: shutdown on the same descriptor; tiny_http keeps owning and later closes it.
+    // SAFETY: shutdown on a descriptor the caller checked; it is not closed here.
     unsafe {
         libc::shutdown(fd, libc::SHUT_WR);
     }

@@ -351,18 +351,8 @@ pub(crate) fn abandon(request: Request, response: &[u8], port: u16) {
     if !crate::api::socket_scan::is_still(fd, port, client) {
         return;
     }
-    // SAFETY: send and shutdown on a descriptor just checked to be this connection, which
-    // the leaked request keeps open; MSG_DONTWAIT never blocks, MSG_NOSIGNAL raises no
-    // SIGPIPE.
-    unsafe {
-        libc::send(
-            fd,
-            response.as_ptr().cast::<libc::c_void>(),
-            response.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        );
-        libc::shutdown(fd, libc::SHUT_WR);
-    }
+    // The leaked request keeps the descriptor open.
+    crate::api::head_guard::close_sending(fd, Some(response));
     // Give the client a moment to read the answer, then drop the connection's buffers.
     std::thread::sleep(std::time::Duration::from_millis(50));
     crate::api::head_guard::take_step(socket.key, crate::api::head_guard::Step::Abort, port, true);
