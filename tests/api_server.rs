@@ -354,14 +354,6 @@ fn read_watch_fired_with(reader: &mut impl std::io::BufRead, value: &str) {
     assert_eq!(read_chunk(reader), None);
 }
 
-/// The number in header `name` of a response head.
-fn header_number(head: &str, name: &str) -> u64 {
-    head.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no number in {name}: {head}"))
-}
-
 /// Sends a long poll on `key` followed by `count` pipelined GETs on one connection.
 fn pipeline_behind_a_watch(
     addr: std::net::SocketAddr,

@@ -171,12 +171,7 @@ fn requests_pipelined_through_a_proxy_are_forwarded_in_order() {
         let mut bodies = Vec::new();
         for _ in 0..2 {
             let (status, head) = read_head(&mut reader);
-            let length: usize = head
-                .lines()
-                .find_map(|line| line.strip_prefix("Content-Length: "))
-                .and_then(|value| value.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no Content-Length: {head}"));
-            let mut body = vec![0u8; length];
+            let mut body = vec![0u8; header_number(&head, "Content-Length") as usize];
             reader.read_exact(&mut body).unwrap();
             bodies.push((status, String::from_utf8_lossy(&body).to_string()));
         }

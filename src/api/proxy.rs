@@ -159,20 +159,25 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
     // A connection's requests are forwarded one after another, as a member runs them
     // ([`super::sequencer`]): a GET pipelined behind a PUT must not reach a member first. Each
     // forwarded request holds its worker for the round trip to the member.
+    // The proxy forwards a request's body to a member, so it accepts what a member accepts.
     let forwarder = proxy.clone();
-    let sequencer = crate::api::server::serve_in_order(
+    crate::api::server::serve_in_order(
         &server,
-        local_addr.port(),
+        local_addr,
         config.max_client_workers.max(PROXY_MIN_WORKERS),
         "proxy",
+        MAX_BODY_BYTES as usize,
+        |_: &Request| {
+            let body = message_json("proxy: request body too large");
+            format!(
+                "HTTP/1.1 413 {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                status_text(413),
+                body.len()
+            )
+            .into_bytes()
+        },
         move |request, turn| forwarder.forward(request, turn),
     );
-    // The proxy forwards a request's body to a member, so it accepts what a member accepts.
-    let head_limit = crate::api::pool_nudge::HeadLimit {
-        guard: crate::api::head_guard::HeadGuard::new(MAX_BODY_BYTES),
-        answering: Box::new(move |client| sequencer.is_busy(client)),
-    };
-    crate::api::pool_nudge::spawn_connection_watch(&server, local_addr, Some(head_limit));
     Ok(proxy)
 }
 
@@ -218,20 +223,6 @@ impl Proxy {
     /// Forwards `request` in its connection's `turn`, which ends when the answer is written
     /// (for a streamed answer, when the stream ends).
     fn forward(&self, mut request: Request, turn: TurnGuard) {
-        if crate::api::server::declares_undrainable_body(&request, MAX_BODY_BYTES as usize) {
-            let body = message_json("proxy: request body too large");
-            let response = format!(
-                "HTTP/1.1 413 {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-                status_text(413),
-                body.len()
-            );
-            drop(turn);
-            return crate::api::server::abandon(
-                request,
-                response.as_bytes(),
-                self.local_addr.port(),
-            );
-        }
         let method = request.method().as_str().to_string();
         if self.readonly && !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             return reply(

@@ -24,20 +24,38 @@ pub(crate) type TurnGuard = crate::api::sequencer::TurnGuard<Request>;
 /// request of their connection, typically a long poll).
 const DEFERRED_RUNNERS: usize = 2;
 
-/// Serves `server`'s requests in their connections' order ([`super::sequencer`]): `workers`
-/// threads (`{name}-worker-N`) receive requests and take their tickets under one lock, so
-/// tickets follow arrival order, and run with `run` each request whose turn has come; a
-/// request whose turn has not come waits with its connection, holding no thread, and
-/// [`DEFERRED_RUNNERS`] threads (`{name}-in-turn-N`) run it when it comes. A connection
-/// with more than [`MAX_DEFERRED_PER_CONNECTION`] requests waiting is ended. Returns the
-/// sequencer (the connection watch asks it which connections are being answered).
+/// Serves the requests `server` (listening on `local_addr`) receives, for the member and the
+/// proxy alike, within the limits tiny_http leaves to its user:
+/// - in their connections' order ([`super::sequencer`]): `workers` threads
+///   (`{name}-worker-N`) receive requests and take their tickets under one lock, so tickets
+///   follow arrival order, and run with `run` each request whose turn has come; a request
+///   whose turn has not come waits with its connection, holding no thread, and
+///   [`DEFERRED_RUNNERS`] threads (`{name}-in-turn-N`) run it when it comes; a connection
+///   with more than [`MAX_DEFERRED_PER_CONNECTION`] requests waiting is ended;
+/// - a request declaring a body beyond `max_body_bytes` + [`DRAINABLE_EXCESS_BYTES`] is
+///   answered `refusal(request)` and abandoned ([`abandon`]) instead of run;
+/// - a connection watch nudges tiny_http's pool and bounds request heads
+///   ([`super::pool_nudge`], [`super::head_guard`]), asking the sequencer which connections
+///   are being answered.
 pub(crate) fn serve_in_order(
     server: &Arc<tiny_http::Server>,
-    port: u16,
+    local_addr: std::net::SocketAddr,
     workers: usize,
     name: &str,
+    max_body_bytes: usize,
+    refusal: impl Fn(&Request) -> Vec<u8> + Clone + Send + 'static,
     run: impl Fn(Request, TurnGuard) + Clone + Send + 'static,
-) -> Arc<ConnectionSequencer<Request>> {
+) {
+    let port = local_addr.port();
+    let run = move |request: Request, turn: TurnGuard| {
+        if declares_undrainable_body(&request, max_body_bytes) {
+            let response = refusal(&request);
+            abandon(request, &response, port);
+            drop(turn);
+        } else {
+            run(request, turn);
+        }
+    };
     let receive_lock = Arc::new(parking_lot::Mutex::new(()));
     let (ready_tx, ready) = crossbeam_channel::unbounded::<(Request, TurnGuard)>();
     let sequencer = Arc::new(ConnectionSequencer::new(ready_tx));
@@ -81,7 +99,11 @@ pub(crate) fn serve_in_order(
             })
             .expect("spawning a request worker");
     }
-    sequencer
+    let head_limit = super::pool_nudge::HeadLimit {
+        guard: super::head_guard::HeadGuard::new(max_body_bytes as u64),
+        answering: Box::new(move |client| sequencer.is_busy(client)),
+    };
+    super::pool_nudge::spawn_connection_watch(server, local_addr, Some(head_limit));
 }
 
 /// Ends the connection from `client` on local port `port`, which pipelined more requests
@@ -89,19 +111,11 @@ pub(crate) fn serve_in_order(
 /// without a limit, so its requests would pile up in memory. Its requests already kept are
 /// answered into the closed connection, in turn, as the ones before them finish.
 fn end_connection(port: u16, client: std::net::SocketAddr, waiting: usize) {
-    let Some(sockets) = crate::api::socket_scan::scan_client_sockets(port) else {
-        return;
-    };
-    if let Some(socket) = sockets.iter().find(|s| s.key.1 == client) {
+    if let Some(key) = crate::api::socket_scan::find_client_socket(port, client) {
         eprintln!(
             "raftkv: ending connection from {client}: {waiting} requests pipelined behind an unanswered one (at most {MAX_DEFERRED_PER_CONNECTION} wait)"
         );
-        crate::api::head_guard::take_step(
-            socket.key,
-            crate::api::head_guard::Step::Abort,
-            port,
-            true,
-        );
+        crate::api::head_guard::take_step(key, crate::api::head_guard::Step::Abort, port, true);
     }
 }
 use crate::api::{auth, cluster};
@@ -160,22 +174,31 @@ pub fn serve(
     node.watches.add_listener(local_addr);
     let responders = Responders::start(responder_threads(workers));
     let run_node = node.clone();
-    let client_port = local_addr.port();
     let run = move |request: Request, turn: TurnGuard| {
         let context = Context {
             node: &run_node,
             responders: &responders,
             turn,
-            client_port,
         };
         handle(context, request);
     };
-    let sequencer = serve_in_order(&server, local_addr.port(), workers, "client", run);
-    let head_limit = super::pool_nudge::HeadLimit {
-        guard: super::head_guard::HeadGuard::new(node.config.max_request_body_bytes as u64),
-        answering: Box::new(move |client| sequencer.is_busy(client)),
+    let refusal_node = node.clone();
+    // etcd answers a body over its limit this way (and closes the connection).
+    let refusal = move |request: &Request| {
+        let error = V2Error::new(ErrorCode::InvalidForm, "http: POST too large", 0);
+        let reply = key_error(&refusal_node, &error).header("Connection", "close");
+        response_bytes(request, &reply, &Cors::for_request(&refusal_node, request))
     };
-    super::pool_nudge::spawn_connection_watch(&server, local_addr, Some(head_limit));
+    let max_body_bytes = node.config.max_request_body_bytes;
+    serve_in_order(
+        &server,
+        local_addr,
+        workers,
+        "client",
+        max_body_bytes,
+        refusal,
+        run,
+    );
     Ok(ClientServer { server, local_addr })
 }
 
@@ -216,8 +239,6 @@ struct Context<'a> {
     /// This request's place in its connection's order; finished when it is dropped, so it
     /// goes with the request wherever its response is written.
     turn: TurnGuard,
-    /// The port this server listens on (to find a connection's socket).
-    client_port: u16,
 }
 
 /// The CORS headers a response carries: none, or etcd's three with the allowed origin.
@@ -320,54 +341,42 @@ const DRAINABLE_EXCESS_BYTES: usize = 64 << 20;
 
 /// True if `request` declares a body so large that dropping it would allocate beyond
 /// `max_body_bytes` + [`DRAINABLE_EXCESS_BYTES`].
-pub(crate) fn declares_undrainable_body(request: &Request, max_body_bytes: usize) -> bool {
+fn declares_undrainable_body(request: &Request, max_body_bytes: usize) -> bool {
     request
         .body_length()
         .is_some_and(|declared| declared > max_body_bytes.saturating_add(DRAINABLE_EXCESS_BYTES))
 }
 
 /// Requests given up on by [`abandon`] since start.
-pub static ABANDONED_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ABANDONED_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Answers `response` on `request`'s connection (local port `port`) and resets it, without
 /// dropping the request, which would allocate as much as its declared body (see
 /// [`DRAINABLE_EXCESS_BYTES`]). The request is leaked, and so is tiny_http's thread for that
 /// connection, which waits for the request's reader to come back: about one blocked thread
 /// and one descriptor per such request, instead of the whole server.
-pub(crate) fn abandon(request: Request, response: &[u8], port: u16) {
+fn abandon(request: Request, response: &[u8], port: u16) {
     let client = request.remote_addr().copied();
     std::mem::forget(request);
     let count = ABANDONED_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     eprintln!(
         "raftkv: refusing a request from {client:?} that declares a body beyond the limit; its connection is reset ({count} so far)"
     );
-    let Some(client) = client else { return };
-    let Some(socket) = crate::api::socket_scan::scan_client_sockets(port)
-        .and_then(|sockets| sockets.into_iter().find(|s| s.key.1 == client))
+    let Some(key) =
+        client.and_then(|client| crate::api::socket_scan::find_client_socket(port, client))
     else {
         return;
     };
-    let fd = socket.key.0;
-    if !crate::api::socket_scan::is_still(fd, port, client) {
-        return;
-    }
-    // The leaked request keeps the descriptor open.
-    crate::api::head_guard::close_sending(fd, Some(response));
+    // The scan just read this socket's addresses; the leaked request keeps it open.
+    crate::api::head_guard::close_sending(key.0, Some(response));
     // Give the client a moment to read the answer, then drop the connection's buffers.
     std::thread::sleep(std::time::Duration::from_millis(50));
-    crate::api::head_guard::take_step(socket.key, crate::api::head_guard::Step::Abort, port, true);
+    crate::api::head_guard::take_step(key, crate::api::head_guard::Step::Abort, port, true);
 }
 
 fn handle(context: Context<'_>, mut request: Request) {
     let node: &Node = context.node;
     let cors = Cors::for_request(node, &request);
-    if declares_undrainable_body(&request, node.config.max_request_body_bytes) {
-        // etcd answers a body over its limit this way (and closes the connection).
-        let error = V2Error::new(ErrorCode::InvalidForm, "http: POST too large", 0);
-        let reply = key_error(node, &error).header("Connection", "close");
-        let bytes = response_bytes(&request, &reply, &cors);
-        return abandon(request, &bytes, context.client_port);
-    }
     // Case-sensitive, as in Go: "get" is not GET (diff scenario bad-lowercase-method).
     let method = request.method().as_str().to_string();
     // Go's HTTP server rejects these before any handler (and before CORS) runs (diff scenarios

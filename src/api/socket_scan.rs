@@ -74,6 +74,15 @@ pub fn scan_client_sockets(port: u16) -> Option<Vec<ClientSocket>> {
     Some(found)
 }
 
+/// The connection on local port `port` from `client`, if it is open (a scan of its own:
+/// for the rare request that must act on its connection's socket).
+pub fn find_client_socket(port: u16, client: SocketAddr) -> Option<SocketKey> {
+    scan_client_sockets(port)?
+        .into_iter()
+        .map(|socket| socket.key)
+        .find(|(_, peer)| *peer == client)
+}
+
 /// True if `fd` is still a connection on local port `port` with client `peer` (checked right
 /// before acting on a socket found by an earlier scan).
 pub fn is_still(fd: i32, port: u16, peer: SocketAddr) -> bool {

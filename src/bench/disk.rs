@@ -52,6 +52,18 @@ pub fn append_fdatasync_latency(
     outcome.map(|()| latency)
 }
 
+/// Writes at least `bytes` of zeros to `file` (in 1 MiB blocks) and syncs it: a pre-written
+/// file, which later overwrites sync faster than appends on this disk.
+pub fn write_zeros_and_sync(file: &mut std::fs::File, bytes: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    while written < bytes {
+        file.write_all(&zeros)?;
+        written += zeros.len() as u64;
+    }
+    file.sync_all()
+}
+
 /// Writes [`APPEND_BYTES`] at increasing offsets of a file pre-written (and synced) in full
 /// beforehand, and fdatasyncs after each, `samples` times or until `time_limit`.
 pub fn overwrite_fdatasync_latency(
@@ -69,14 +81,7 @@ pub fn overwrite_fdatasync_latency(
     let block = vec![0x5Au8; APPEND_BYTES];
     let mut latency = Histogram::new();
     let outcome = (|| {
-        let zeros = vec![0u8; 1 << 20];
-        let total_bytes = samples * APPEND_BYTES as u64;
-        let mut written = 0u64;
-        while written < total_bytes {
-            file.write_all(&zeros)?;
-            written += zeros.len() as u64;
-        }
-        file.sync_all()?;
+        write_zeros_and_sync(&mut file, samples * APPEND_BYTES as u64)?;
         let deadline = Instant::now() + time_limit;
         for sample in 0..samples {
             if Instant::now() >= deadline {

@@ -82,11 +82,7 @@ struct RingFile {
 impl RingFile {
     fn create(path: &Path) -> std::io::Result<RingFile> {
         let mut file = File::create(path)?;
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..RING_BYTES / zeros.len() as u64 {
-            file.write_all(&zeros)?;
-        }
-        file.sync_all()?;
+        crate::bench::disk::write_zeros_and_sync(&mut file, RING_BYTES)?;
         Ok(RingFile { file, offset: 0 })
     }
 

@@ -96,6 +96,14 @@ pub fn read_head(reader: &mut impl BufRead) -> (u16, String) {
 }
 
 /// Reads one chunk of a chunked body; None at the terminating chunk.
+/// The number in header `name` of a response head.
+pub fn header_number(head: &str, name: &str) -> u64 {
+    head.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number in {name}: {head}"))
+}
+
 pub fn read_chunk(reader: &mut impl BufRead) -> Option<String> {
     let mut size_line = String::new();
     reader
