@@ -442,3 +442,88 @@ fn a_request_declaring_a_huge_body_is_refused_and_the_server_goes_on() {
     let after = put(server.addr, "/v2/keys/huge/after", "value=ok");
     assert_eq!(after.status, 201, "the server goes on: {}", after.body);
 }
+
+/// Starts a PUT of `value_bytes` bytes of value to `key` whose body is sent only up to its
+/// first `sent_bytes` bytes; `framing` is "length" (Content-Length), "chunked", or
+/// "continue" (Content-Length behind `Expect: 100-continue`). Returns the stream and the rest
+/// of the body, to be sent later.
+fn start_slow_upload(
+    addr: std::net::SocketAddr,
+    key: &str,
+    value_bytes: usize,
+    framing: &str,
+) -> (std::net::TcpStream, Vec<u8>) {
+    let form = format!("value={}", "v".repeat(value_bytes)).into_bytes();
+    let (first, rest) = form.split_at(10);
+    let mut stream = connect(addr);
+    let form_type = "Content-Type: application/x-www-form-urlencoded";
+    let head = format!("PUT /v2/keys/{key} HTTP/1.1\r\nHost: t\r\n{form_type}\r\n");
+    match framing {
+        "chunked" => {
+            write!(stream, "{head}Transfer-Encoding: chunked\r\n\r\n").unwrap();
+            write!(stream, "{:x}\r\n", first.len()).unwrap();
+            stream.write_all(first).unwrap();
+            stream.write_all(b"\r\n").unwrap();
+            let mut rest_chunked = format!("{:x}\r\n", rest.len()).into_bytes();
+            rest_chunked.extend_from_slice(rest);
+            rest_chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+            (stream, rest_chunked)
+        }
+        "continue" => {
+            let length = form.len();
+            write!(
+                stream,
+                "{head}Expect: 100-continue\r\nContent-Length: {length}\r\n\r\n"
+            )
+            .unwrap();
+            (stream, form)
+        }
+        _ => {
+            write!(stream, "{head}Content-Length: {}\r\n\r\n", form.len()).unwrap();
+            stream.write_all(first).unwrap();
+            (stream, rest.to_vec())
+        }
+    }
+}
+
+/// Regression: a request whose body tiny_http had not read with its head (over 1 KiB,
+/// chunked, or behind `Expect: 100-continue`) was read on the worker that took it, so as many
+/// slow uploads as there are workers stopped every other client. For each framing, three
+/// stalled uploads on a two-worker server: other clients are answered, and each upload
+/// completes once its client sends the rest.
+#[test]
+fn slow_uploads_hold_no_worker() {
+    for framing in ["length", "chunked", "continue"] {
+        let server = start(&["--max-client-workers", "2"]);
+        let uploads: Vec<(String, std::net::TcpStream, Vec<u8>)> = (0..3)
+            .map(|n| {
+                let key = format!("slow/{n}");
+                let (stream, rest) = start_slow_upload(server.addr, &key, 4000, framing);
+                (key, stream, rest)
+            })
+            .collect();
+        // Let the server take every stalled upload before asking.
+        std::thread::sleep(Duration::from_millis(300));
+        let other = get(server.addr, "/version");
+        assert_eq!(other.status, 200, "{framing}: {}", other.body);
+        let write = put(server.addr, "/v2/keys/slow/other", "value=quick");
+        assert_eq!(write.status, 201, "{framing}: {}", write.body);
+        for (key, mut stream, rest) in uploads {
+            stream.write_all(&rest).unwrap();
+            let mut reader = std::io::BufReader::new(stream);
+            let (mut status, mut head) = read_head(&mut reader);
+            if status == 100 {
+                (status, head) = read_head(&mut reader);
+            }
+            assert_eq!(status, 201, "{framing} {key}: {head}");
+            let mut body = vec![0u8; header_number(&head, "Content-Length") as usize];
+            reader.read_exact(&mut body).unwrap();
+            let stored = get(server.addr, &format!("/v2/keys/{key}"));
+            assert!(
+                stored.body.contains(&"v".repeat(4000)),
+                "{framing} {key}: {}",
+                stored.body
+            );
+        }
+    }
+}

@@ -17,6 +17,7 @@
 //! ([`socket_scan`]).
 
 pub mod auth;
+pub mod body_threads;
 pub mod cluster;
 pub mod form;
 pub mod fuzz;

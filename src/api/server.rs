@@ -34,6 +34,8 @@ const DEFERRED_RUNNERS: usize = 2;
 ///   with more than [`MAX_DEFERRED_PER_CONNECTION`] requests waiting is ended;
 /// - a request declaring a body beyond `max_body_bytes` + [`DRAINABLE_EXCESS_BYTES`] is
 ///   answered `refusal(request)` and abandoned ([`abandon`]) instead of run;
+/// - a request whose body tiny_http has not read yet runs on a thread of its own, so a slow
+///   upload holds no worker ([`super::body_threads`]);
 /// - a connection watch nudges tiny_http's pool and bounds request heads
 ///   ([`super::pool_nudge`], [`super::head_guard`]), asking the sequencer which connections
 ///   are being answered.
@@ -47,11 +49,17 @@ pub(crate) fn serve_in_order(
     run: impl Fn(Request, TurnGuard) + Clone + Send + 'static,
 ) {
     let port = local_addr.port();
+    let body_threads = super::body_threads::BodyThreads::new(name);
     let run = move |request: Request, turn: TurnGuard| {
         if declares_undrainable_body(&request, max_body_bytes) {
             let response = refusal(&request);
             abandon(request, &response, port);
             drop(turn);
+        } else if super::body_threads::body_may_wait(&request) {
+            let run = run.clone();
+            if let Err(job) = body_threads.try_spawn(move || run(request, turn)) {
+                job();
+            }
         } else {
             run(request, turn);
         }
