@@ -527,3 +527,82 @@ fn slow_uploads_hold_no_worker() {
         }
     }
 }
+
+/// Regression: a stream watcher whose client stopped reading filled its socket, and its
+/// delivery thread waited in the write holding the watcher's lock; when the watcher fell 100
+/// events behind, the apply thread ended it, waited on that lock, and every later write of the
+/// member timed out (after about 110 writes of 200 KB). Ending a watcher now never writes on
+/// the thread that ends it.
+#[test]
+fn a_stream_watcher_that_stops_reading_never_stops_writes() {
+    let server = start(&[]);
+    let mut stuck = connect(server.addr);
+    stuck
+        .write_all(b"GET /v2/keys/stuck/k?wait=true&stream=true HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut reading = std::io::BufReader::new(connect(server.addr));
+    write!(
+        reading.get_mut(),
+        "GET /v2/keys/stuck/k?wait=true&stream=true HTTP/1.1\r\nHost: t\r\n\r\n"
+    )
+    .unwrap();
+    let (status, _) = read_head(&mut reading);
+    assert_eq!(status, 200);
+    let value = "v".repeat(100_000);
+    // 30 MB of events: far more than the stuck client's socket buffers hold.
+    for n in 0..300 {
+        let written = put(server.addr, "/v2/keys/stuck/k", &format!("value={value}"));
+        assert!(
+            matches!(written.status, 200 | 201),
+            "write {n}: {} {}",
+            written.status,
+            written.body
+        );
+    }
+    let last = put(server.addr, "/v2/keys/stuck/last", "value=done");
+    assert_eq!(last.status, 201, "{}", last.body);
+    // The watcher that reads got events (it may have been ended for falling behind while its
+    // delivery thread waited on the stuck one; that is etcd's rule too).
+    let first = read_chunk(&mut reading).expect("the reading watcher's first event");
+    assert!(first.contains("\"action\":\"set\""), "{}", &first[..80]);
+    drop(stuck);
+}
+
+/// A response too large for the socket's buffers, to a client that does not read it, holds
+/// its worker only until the send timeout (5 s): before it, two such clients on a two-worker
+/// server stopped every other client for good.
+#[test]
+fn responses_to_clients_that_stop_reading_free_their_worker() {
+    let server = start(&["--max-client-workers", "2"]);
+    let value = "v".repeat(1_000_000);
+    for n in 0..20 {
+        let written = put(
+            server.addr,
+            &format!("/v2/keys/big/{n}"),
+            &format!("value={value}"),
+        );
+        assert_eq!(written.status, 201, "{}", written.body);
+    }
+    let stalled: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = connect(server.addr);
+            stream
+                .write_all(b"GET /v2/keys/big?recursive=true HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // Both workers are now writing 20 MB that nobody reads.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET /version HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let (status, head) = read_head(&mut reader);
+    assert_eq!(status, 200, "{head}");
+    drop(stalled);
+}

@@ -229,10 +229,52 @@ pub fn bind_listener(address: &str) -> std::io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-/// A tiny_http server listening on `address` with [`LISTEN_BACKLOG`].
+/// How long a write to a client connection may make no progress before it fails.
+///
+/// Responses are written by threads that many clients share (workers, responders, watch
+/// delivery threads), and a client that stops reading would otherwise hold one for good once
+/// the socket's buffers are full (found by hand: one stream watcher that read nothing held its
+/// delivery thread, and through it the apply thread, so every later write timed out). Go
+/// waits for ever, holding only that connection's goroutine. Set on the listening socket, it
+/// is inherited by every connection accepted from it (Linux copies `SO_SNDTIMEO` to accepted
+/// sockets); a client that reads slowly but steadily is not affected, since the limit applies
+/// to each send that makes no progress.
+pub const CLIENT_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A tiny_http server listening on `address` with [`LISTEN_BACKLOG`], whose connections'
+/// writes fail after [`CLIENT_SEND_TIMEOUT`] without progress.
 pub fn http_server(address: &str) -> std::io::Result<tiny_http::Server> {
-    tiny_http::Server::from_listener(bind_listener(address)?, None)
+    let listener = bind_listener(address)?;
+    set_send_timeout(&listener, CLIENT_SEND_TIMEOUT)?;
+    tiny_http::Server::from_listener(listener, None)
         .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Sets `SO_SNDTIMEO` on `listener` (inherited by the connections it accepts).
+fn set_send_timeout(
+    listener: &std::net::TcpListener,
+    timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt(2) on a descriptor the listener owns, with a timeval that outlives
+    // the call and its exact size.
+    let result = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&value as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Responder threads for `workers` workers: writes and quorum reads are answered there.

@@ -8,6 +8,15 @@
 //! queue is full, or a stream watcher falls more than [`STREAM_BACKLOG_LIMIT`] events behind,
 //! that watcher is ended instead.
 //!
+//! Only a sink's delivery thread writes to it once it is parked: ending a watcher from any
+//! other thread (the apply thread when the watcher falls behind, the reaper when its client
+//! left, a worker making room) marks the sink ended and hands it to its delivery thread, which
+//! writes the end. Writing it there matters: a client that stopped reading leaves its socket
+//! full, and the write would wait (up to the client send timeout,
+//! `crate::api::server::CLIENT_SEND_TIMEOUT`) with the sink's lock held; when the apply
+//! thread ended such a watcher itself, it waited on that lock and every later write of the
+//! member with it.
+//!
 //! Responses are written by hand: a response head with `Transfer-Encoding: chunked`, then one
 //! chunk per event, then (for one-shot watches) the terminating `0\r\n\r\n`.
 
@@ -43,6 +52,11 @@ pub struct WatchSink {
     client: Option<SocketAddr>,
     /// Events queued for this sink and not yet written.
     backlog: AtomicUsize,
+    /// Set once when the watcher is ended; its delivery thread then writes the end, and skips
+    /// the events still queued for it.
+    /// Invariant: set only by [`WatchHub::drop_watcher`], which then hands the sink to its
+    /// delivery thread exactly once.
+    ended: std::sync::atomic::AtomicBool,
     state: Mutex<SinkState>,
 }
 
@@ -68,6 +82,7 @@ impl WatchSink {
             stream,
             client,
             backlog: AtomicUsize::new(0),
+            ended: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(SinkState {
                 writer: Some(writer),
                 pending_head: Some(head),
@@ -94,15 +109,16 @@ impl WatchSink {
         };
         let mut message = head;
         push_chunk(&mut message, body, last);
-        writer.write_all(&message)?;
-        writer.flush()?;
-        if last {
+        let written = writer.write_all(&message).and_then(|_| writer.flush());
+        if last || written.is_err() {
+            // After a failed write the response is cut mid-chunk: nothing more may follow.
             state.writer = None;
         }
-        Ok(())
+        written
     }
 
     /// Ends the response cleanly (the terminating chunk), as etcd does when it drops a watcher.
+    /// Called on the sink's delivery thread only (see the module doc).
     fn finish(&self) {
         let mut state = self.state.lock();
         if write_head(&mut state).is_ok() {
@@ -150,6 +166,11 @@ pub struct WatchHub {
     /// in the order they fired.
     /// Invariant: not empty.
     deliveries: Vec<Sender<Vec<Delivery>>>,
+    /// Ended sinks whose end their delivery thread is to write, one queue per delivery thread
+    /// (the same thread as the sink's deliveries).
+    /// Invariant: a sink is sent once (guarded by its `ended` flag), so what waits here is
+    /// bounded by the watchers ended while the thread is busy.
+    ends: Vec<Sender<Arc<WatchSink>>>,
     /// Deliveries sent and not yet written.
     /// Invariant: at most `DELIVERY_QUEUE_CAPACITY` (a batch that would pass it is refused).
     queued_deliveries: AtomicUsize,
@@ -175,26 +196,37 @@ impl WatchHub {
         let (deliveries, queues): (Vec<_>, Vec<_>) = (0..threads)
             .map(|_| crossbeam_channel::bounded(DELIVERY_QUEUE_CAPACITY))
             .unzip();
+        let (ends, end_queues): (Vec<_>, Vec<_>) =
+            (0..threads).map(|_| crossbeam_channel::unbounded()).unzip();
         let hub = Arc::new(WatchHub {
             sinks: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             max_parked,
             deliveries,
+            ends,
             queued_deliveries: AtomicUsize::new(0),
             store,
             listeners: Mutex::new(Vec::new()),
         });
-        for (n, queue) in queues.into_iter().enumerate() {
+        for (n, (queue, end_queue)) in queues.into_iter().zip(end_queues).enumerate() {
             let hub = Arc::downgrade(&hub);
             let queue: Receiver<Vec<Delivery>> = queue;
+            let end_queue: Receiver<Arc<WatchSink>> = end_queue;
             std::thread::Builder::new()
                 .name(format!("watch-delivery-{n}"))
-                .spawn(move || {
-                    for batch in queue.iter() {
-                        let Some(hub) = hub.upgrade() else { return };
-                        for delivery in batch {
-                            hub.deliver(delivery);
-                            hub.queued_deliveries.fetch_sub(1, Ordering::AcqRel);
+                .spawn(move || loop {
+                    crossbeam_channel::select! {
+                        recv(queue) -> batch => {
+                            let Ok(batch) = batch else { return };
+                            let Some(hub) = hub.upgrade() else { return };
+                            for delivery in batch {
+                                hub.deliver(delivery);
+                                hub.queued_deliveries.fetch_sub(1, Ordering::AcqRel);
+                            }
+                        }
+                        recv(end_queue) -> sink => {
+                            let Ok(sink) = sink else { return };
+                            sink.finish();
                         }
                     }
                 })
@@ -356,16 +388,23 @@ impl WatchHub {
         if sink.stream {
             sink.backlog.fetch_sub(1, Ordering::AcqRel);
         }
+        if sink.ended.load(Ordering::Acquire) {
+            return;
+        }
         if sink.write_event(&delivery.body, last).is_err() {
             self.drop_watcher(&sink);
         }
     }
 
-    /// Ends a watcher: removes it from the store and from here, and closes its response.
+    /// Ends a watcher: removes it from the store and from here, and has its delivery thread
+    /// close its response. Never writes to a socket, so never waits for a client.
     fn drop_watcher(&self, sink: &Arc<WatchSink>) {
         self.sinks.lock().remove(&sink.id);
         self.store.write().remove_watcher(sink.id);
-        sink.finish();
+        if !sink.ended.swap(true, Ordering::AcqRel) {
+            // The thread is gone only when the hub is being dropped; nothing is left to end.
+            let _ = self.ends[self.thread_for(sink.id)].send(sink.clone());
+        }
     }
 }
 
