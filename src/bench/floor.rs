@@ -343,10 +343,31 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
             format!("null watch ({} workers)", settings.tiny_http_workers),
             null_watch.url(),
         ));
+        let durable_dir = TempDir::new("null-watch")?;
+        let durable_watch = crate::bench::null_watch::start_null_watch_durable(
+            settings.tiny_http_workers,
+            &durable_dir.path,
+        )
+        .map_err(|e| io_error("starting the durable null watch server", e))?;
+        fan_out_targets.push((
+            format!("null watch+sync ({} workers)", settings.tiny_http_workers),
+            durable_watch.url(),
+        ));
         Some(measure_fan_out(settings, &fan_out_targets))
     } else {
         None
     };
+    let single_endpoints: Vec<(String, String)> = measured
+        .iter()
+        .take(servers.len())
+        .map(|target| (target.label.clone(), target.settings.endpoints[0].clone()))
+        .collect();
+    let pipeline_table = measure_writes(
+        settings,
+        single_endpoints,
+        1,
+        "writes to one member (the null pipeline hands each request to a batching thread, which syncs each batch and answers it: the design card's write flow and nothing else)",
+    )?;
     for (server, _data_dir) in servers {
         server.stop();
     }
@@ -364,6 +385,7 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
             settings.etcd.is_some()
         )
     );
+    print!("{pipeline_table}");
     if let Some(rates) = fan_out_rates {
         print!("{}", fan_out_table(settings, &rates));
     }
@@ -399,10 +421,6 @@ fn run_rounds(rounds: usize, phase: &str, workloads: &[Workload], targets: &mut 
 /// Writes to 3-member clusters: raftkv's, etcd's (if any) and the null cluster of
 /// [`crate::bench::null_cluster`], each sent to its leader, alternating. Returns the table.
 fn measure_clusters(settings: &FloorSettings) -> Result<String, ProcessError> {
-    let workloads: Vec<Workload> = floor_workloads()
-        .into_iter()
-        .filter(|w| matches!(w.operation, Operation::PutUniqueKeys))
-        .collect();
     let members = settings.cluster_members;
     let mut kinds = vec![(ServerKind::Raftkv, settings.raftkv.clone())];
     if let Some(etcd) = &settings.etcd {
@@ -418,6 +436,29 @@ fn measure_clusters(settings: &FloorSettings) -> Result<String, ProcessError> {
         ));
         clusters.push(cluster);
     }
+    let table = measure_writes(
+        settings,
+        endpoints,
+        members,
+        "writes to the leader of a cluster (the null cluster replicates and syncs, nothing else)",
+    );
+    drop(clusters);
+    table
+}
+
+/// The write workloads (put c=1, put c=64) on each target (label, endpoint) and on a null
+/// cluster of `members` ([`crate::bench::null_cluster`]; one member: the null pipeline),
+/// alternating; returns the table, titled `title`.
+fn measure_writes(
+    settings: &FloorSettings,
+    mut endpoints: Vec<(String, String)>,
+    members: usize,
+    title: &str,
+) -> Result<String, ProcessError> {
+    let workloads: Vec<Workload> = floor_workloads()
+        .into_iter()
+        .filter(|w| matches!(w.operation, Operation::PutUniqueKeys))
+        .collect();
     let null_dir = TempDir::new("null-cluster")?;
     let null = start_null_cluster(members, settings.tiny_http_workers, &null_dir.path).map_err(
         |error| ProcessError::Io {
@@ -425,7 +466,12 @@ fn measure_clusters(settings: &FloorSettings) -> Result<String, ProcessError> {
             reason: format!("starting the null cluster: {error}"),
         },
     )?;
-    endpoints.push((format!("null cluster {members} members"), null.url()));
+    let null_label = if members == 1 {
+        "null pipeline 1 member".to_string()
+    } else {
+        format!("null cluster {members} members")
+    };
+    endpoints.push((null_label, null.url()));
     let limits = (
         settings.max_requests,
         settings.time_limit,
@@ -439,11 +485,15 @@ fn measure_clusters(settings: &FloorSettings) -> Result<String, ProcessError> {
             figures: vec![Vec::new(); workloads.len()],
         })
         .collect();
-    run_rounds(settings.rounds, "cluster ", &workloads, &mut measured);
+    let phase = if members == 1 {
+        "pipeline "
+    } else {
+        "cluster "
+    };
+    run_rounds(settings.rounds, phase, &workloads, &mut measured);
     drop(null);
-    drop(clusters);
     Ok(floor_table(
-        "writes to the leader of a cluster (the null cluster replicates and syncs, nothing else)",
+        title,
         &workloads,
         &measured,
         settings.etcd.is_some(),
@@ -516,7 +566,7 @@ fn fan_out_table(settings: &FloorSettings, rates: &[(String, Vec<f64>)]) -> Stri
         "exact runs",
     ];
     format!(
-        "\n== watch fan-out medians (the null watch server keeps events and parks watches, nothing else)\n{}",
+        "\n== watch fan-out medians (the null watch server keeps events and parks watches, nothing else; +sync also hands each PUT to an applying thread that syncs it first, as the design card's write flow does)\n{}",
         table(&header, &rows)
     )
 }

@@ -10,6 +10,13 @@
 //! and enough followers for a majority hold it. Batches are pipelined: the replicator does
 //! not wait for acknowledgements.
 //!
+//! With one member (no followers) it is the null pipeline: the design card's write flow (a
+//! worker hands the request over a channel to the thread that batches, the batch is synced
+//! once, the answers are written) with nothing else, and with the fewest hand-offs: the
+//! batching thread writes the answers itself (raftkv hands them to responder threads, so
+//! that a slow client never holds the Raft loop). It is the least a single member can do
+//! per write.
+//!
 //! That is a leader with group commit, send-before-persist and pipelining, which is the best
 //! a replicated server here can do; every real one does at least this much per write. Its
 //! rate divided by a 3-member etcd's is the highest cluster write ratio reachable with
@@ -73,21 +80,21 @@ impl NullCluster {
 }
 
 /// A member's file: pre-written, then overwritten in a ring.
-struct RingFile {
+pub(crate) struct RingFile {
     file: File,
     /// Invariant: below `RING_BYTES`.
     offset: u64,
 }
 
 impl RingFile {
-    fn create(path: &Path) -> std::io::Result<RingFile> {
+    pub(crate) fn create(path: &Path) -> std::io::Result<RingFile> {
         let mut file = File::create(path)?;
         crate::bench::disk::write_zeros_and_sync(&mut file, RING_BYTES)?;
         Ok(RingFile { file, offset: 0 })
     }
 
     /// Writes `bytes` at the ring's position and syncs the data.
-    fn write_and_sync(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write_and_sync(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let mut rest = bytes;
         while !rest.is_empty() {
             let room = (RING_BYTES - self.offset) as usize;
@@ -114,17 +121,15 @@ enum Answerable {
     FollowerSynced { follower: usize, number: u64 },
 }
 
-/// Starts a null cluster of `members` (at least 2) with `workers` HTTP threads on the
-/// leader; each member's file goes under `dir`.
+/// Starts a null cluster of `members` (at least 1) with `workers` HTTP threads on the
+/// leader; each member's file goes under `dir`. One member is the null pipeline: the leader
+/// alone, answering each batch once it synced it.
 pub fn start_null_cluster(
     members: usize,
     workers: usize,
     dir: &Path,
 ) -> std::io::Result<NullCluster> {
-    assert!(
-        members >= 2,
-        "a null cluster needs a leader and a follower, got {members} members"
-    );
+    assert!(members >= 1, "a null cluster needs a member, got none");
     let mut follower_links = Vec::new();
     for n in 1..members {
         follower_links.push(start_follower(&dir.join(format!("null-follower-{n}")))?);
@@ -140,14 +145,28 @@ pub fn start_null_cluster(
             .spawn(move || read_acks(acks, follower, tx))?;
         links.push(link);
     }
-    let followers_for_majority = members / 2;
-    std::thread::Builder::new()
-        .name("null-answerer".into())
-        .spawn(move || answer(answerable, members - 1, followers_for_majority))?;
     let (proposals_tx, proposals) = crossbeam_channel::unbounded::<(tiny_http::Request, Vec<u8>)>();
-    std::thread::Builder::new()
-        .name("null-replicator".into())
-        .spawn(move || replicate(proposals, links, leader_file, answerable_tx))?;
+    if members == 1 {
+        // Alone, the leader answers each batch itself once synced: no hand-off to an answerer.
+        drop((answerable_tx, answerable));
+        let answer_here = |batch: Batch| {
+            answer_requests(batch.requests, &crate::bench::floor::null_response());
+            true
+        };
+        std::thread::Builder::new()
+            .name("null-replicator".into())
+            .spawn(move || replicate(proposals, links, leader_file, answer_here))?;
+    } else {
+        let followers_for_majority = members / 2;
+        std::thread::Builder::new()
+            .name("null-answerer".into())
+            .spawn(move || answer(answerable, members - 1, followers_for_majority))?;
+        let pass_on =
+            move |batch: Batch| answerable_tx.send(Answerable::LeaderSynced(batch)).is_ok();
+        std::thread::Builder::new()
+            .name("null-replicator".into())
+            .spawn(move || replicate(proposals, links, leader_file, pass_on))?;
+    }
     let leader = start_tiny_http_workers(workers, "null-leader", move |mut request| {
         let mut body = Vec::new();
         let _ = request
@@ -231,12 +250,13 @@ fn frame(number: u64, bodies: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-/// The leader's replicator: batch, send to followers, persist, pass on.
+/// The leader's replicator: batch, send to followers, persist, then `synced(batch)` (false
+/// ends it).
 fn replicate(
     proposals: Receiver<(tiny_http::Request, Vec<u8>)>,
     mut links: Vec<TcpStream>,
     mut ring: RingFile,
-    answerable: Sender<Answerable>,
+    mut synced: impl FnMut(Batch) -> bool,
 ) {
     let mut number = 0u64;
     while let Ok(first) = proposals.recv() {
@@ -261,7 +281,7 @@ fn replicate(
             return;
         }
         let batch = Batch { number, requests };
-        if answerable.send(Answerable::LeaderSynced(batch)).is_err() {
+        if !synced(batch) {
             return;
         }
     }
@@ -299,11 +319,16 @@ fn answer(answerable: Receiver<Answerable>, followers: usize, needed: usize) {
             .is_some_and(|batch| batch.number <= majority_holds)
         {
             let batch = waiting.pop_front().expect("front exists");
-            for request in batch.requests {
-                let mut writer = request.into_writer();
-                let _ = writer.write_all(&response).and_then(|_| writer.flush());
-            }
+            answer_requests(batch.requests, &response);
         }
+    }
+}
+
+/// Writes `response` to each request, one write apiece.
+fn answer_requests(requests: Vec<tiny_http::Request>, response: &[u8]) {
+    for request in requests {
+        let mut writer = request.into_writer();
+        let _ = writer.write_all(response).and_then(|_| writer.flush());
     }
 }
 
@@ -343,13 +368,9 @@ mod tests {
         assert_eq!(majority_synced(&[0, 0], 1), 0);
     }
 
-    #[test]
-    fn writes_are_answered_only_once_the_leader_and_a_majority_stored_them() {
-        let dir = crate::bench::process::TempDir::new("null-cluster-test").unwrap();
-        let cluster = start_null_cluster(3, 2, &dir.path).unwrap();
-        let address = cluster.leader.address;
+    /// Sends three PUTs of `body` on one connection to `address`; each must be answered.
+    fn put_three(address: std::net::SocketAddr, body: &str) {
         let mut connection = TcpStream::connect(address).unwrap();
-        let body = "value=hello-null-cluster";
         for n in 0..3 {
             let request = format!(
                 "PUT /v2/keys/k{n} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
@@ -364,20 +385,42 @@ mod tests {
             let mut tail = vec![0u8; rest];
             connection.read_exact(&mut tail).unwrap();
         }
-        drop(connection);
+    }
+
+    /// How many times `body` is in member file `name` under `dir`.
+    fn copies_held(dir: &Path, name: &str, body: &str) -> usize {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        bytes
+            .windows(body.len())
+            .filter(|w| *w == body.as_bytes())
+            .count()
+    }
+
+    #[test]
+    fn writes_are_answered_only_once_the_leader_and_a_majority_stored_them() {
+        let dir = crate::bench::process::TempDir::new("null-cluster-test").unwrap();
+        let cluster = start_null_cluster(3, 2, &dir.path).unwrap();
+        let body = "value=hello-null-cluster";
+        put_three(cluster.leader.address, body);
         // The leader synced before answering; at least one follower did too (a majority).
-        let holds = |name: &str| {
-            let bytes = std::fs::read(dir.path.join(name)).unwrap();
-            bytes
-                .windows(body.len())
-                .filter(|w| *w == body.as_bytes())
-                .count()
-        };
-        assert_eq!(holds("null-leader"), 3);
-        let followers = [holds("null-follower-1"), holds("null-follower-2")];
+        assert_eq!(copies_held(&dir.path, "null-leader", body), 3);
+        let followers = [
+            copies_held(&dir.path, "null-follower-1", body),
+            copies_held(&dir.path, "null-follower-2", body),
+        ];
         assert!(
             followers.contains(&3),
             "a majority holds every answered write: followers hold {followers:?}"
         );
+    }
+
+    #[test]
+    fn the_one_member_pipeline_answers_writes_it_stored() {
+        let dir = crate::bench::process::TempDir::new("null-pipeline-test").unwrap();
+        let pipeline = start_null_cluster(1, 2, &dir.path).unwrap();
+        let body = "value=hello-null-pipeline";
+        put_three(pipeline.leader.address, body);
+        assert_eq!(copies_held(&dir.path, "null-leader", body), 3);
+        assert_eq!(majority_synced(&[], 0), u64::MAX, "no follower is needed");
     }
 }

@@ -11,6 +11,13 @@
 //! What it does per delivered event is therefore what any etcd-compatible server on tiny_http
 //! must do at least: parse the re-arm request, write a response head, write the event. Its
 //! delivery rate divided by etcd's is the highest fan-out ratio reachable with tiny_http here.
+//!
+//! [`start_null_watch_durable`] adds what the design card's write flow adds and nothing else:
+//! the worker hands each PUT over a channel to one applying thread, which takes what has
+//! queued up as a batch, syncs it to a pre-written file (the cheapest sync on this disk),
+//! and then, for each PUT in order, records the event, answers the PUT and writes the event
+//! to the watchers it fires. That is the least a server can do whose writes are durable
+//! before they are seen and whose watches are answered by the thread that applies.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -19,6 +26,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::bench::floor::{start_tiny_http_workers, NullServer};
+use crate::bench::null_cluster::RingFile;
+
+/// A PUT on its way to the applying thread: the request, its key, and whether it makes a
+/// directory.
+type Proposal = (tiny_http::Request, String, bool);
+
+/// PUTs taken into one synced batch at most.
+const MAX_BATCH_PUTS: usize = 4096;
 
 /// Events kept for watchers that re-arm behind the writes (etcd keeps 1000).
 pub const HISTORY_EVENTS: usize = 1000;
@@ -61,7 +76,46 @@ impl Events {
 pub fn start_null_watch(workers: usize) -> std::io::Result<NullServer> {
     let events = Arc::new(Mutex::new(Events::default()));
     start_tiny_http_workers(workers, "null-watch", move |request| {
-        serve(&events, request)
+        serve(&events, request, None)
+    })
+}
+
+/// Like [`start_null_watch`], but each PUT is applied by one thread after its batch was
+/// synced to a file under `dir` (see the module doc).
+pub fn start_null_watch_durable(
+    workers: usize,
+    dir: &std::path::Path,
+) -> std::io::Result<NullServer> {
+    let events = Arc::new(Mutex::new(Events::default()));
+    let mut ring = RingFile::create(&dir.join("null-watch-log"))?;
+    let (proposals_tx, proposals) = crossbeam_channel::unbounded::<Proposal>();
+    let applying = events.clone();
+    std::thread::Builder::new()
+        .name("null-watch-apply".into())
+        .spawn(move || {
+            while let Ok(first) = proposals.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH_PUTS {
+                    match proposals.try_recv() {
+                        Ok(proposal) => batch.push(proposal),
+                        Err(_) => break,
+                    }
+                }
+                let mut log = Vec::new();
+                for (_, key, _) in &batch {
+                    log.extend_from_slice(key.as_bytes());
+                    log.push(b'\n');
+                }
+                if ring.write_and_sync(&log).is_err() {
+                    return;
+                }
+                for (request, key, dir) in batch {
+                    put(&applying, request, &key, dir);
+                }
+            }
+        })?;
+    start_tiny_http_workers(workers, "null-watch", move |request| {
+        serve(&events, request, Some(&proposals_tx))
     })
 }
 
@@ -118,7 +172,13 @@ fn fixed_response(status: u16, body: &[u8], index: u64) -> Vec<u8> {
     out
 }
 
-fn serve(events: &Mutex<Events>, mut request: tiny_http::Request) {
+/// Answers `request`; a PUT goes to `proposals` when given (the durable flow), else is applied
+/// here.
+fn serve(
+    events: &Mutex<Events>,
+    mut request: tiny_http::Request,
+    proposals: Option<&crossbeam_channel::Sender<Proposal>>,
+) {
     let mut body = Vec::new();
     let _ = request
         .as_reader()
@@ -129,12 +189,13 @@ fn serve(events: &Mutex<Events>, mut request: tiny_http::Request) {
     let key = path.strip_prefix("/v2/keys").unwrap_or(path);
     let method = request.method().clone();
     if method == tiny_http::Method::Put {
-        return put(
-            events,
-            request,
-            key,
-            query_value(query, "dir") == Some("true"),
-        );
+        let dir = query_value(query, "dir") == Some("true");
+        return match proposals {
+            Some(proposals) => {
+                let _ = proposals.send((request, key.to_string(), dir));
+            }
+            None => put(events, request, key, dir),
+        };
     }
     let wait = query_value(query, "wait") == Some("true");
     let wait_index = query_value(query, "waitIndex").and_then(|v| v.parse::<u64>().ok());
@@ -221,9 +282,8 @@ mod tests {
     use crate::bench::watch::{run_fan_out, FanOutSettings};
     use std::time::Duration;
 
-    #[test]
-    fn the_fan_out_sees_every_event_exactly_once() {
-        let server = start_null_watch(4).expect("null watch server");
+    /// Runs a small fan-out against `server`; every watcher must see every write once.
+    fn assert_exact_fan_out(server: &NullServer) {
         let settings = FanOutSettings {
             endpoints: vec![server.url()],
             watchers: 8,
@@ -236,6 +296,26 @@ mod tests {
         let result = run_fan_out(&settings, 1).expect("fan-out");
         assert!(result.is_exact(), "{result:?}");
         assert_eq!(result.delivered, 8 * 50, "{result:?}");
+    }
+
+    #[test]
+    fn the_fan_out_sees_every_event_exactly_once() {
+        assert_exact_fan_out(&start_null_watch(4).expect("null watch server"));
+    }
+
+    #[test]
+    fn the_durable_flow_sees_every_event_exactly_once_and_logs_every_put() {
+        let dir = crate::bench::process::TempDir::new("null-watch-test").unwrap();
+        assert_exact_fan_out(&start_null_watch_durable(4, &dir.path).expect("null watch server"));
+        let log = std::fs::read(dir.path.join("null-watch-log")).unwrap();
+        let logged = log
+            .split(|b| *b == b'\n')
+            .filter(|line| line.starts_with(b"/t"))
+            .count();
+        assert!(
+            logged > 50,
+            "every PUT is synced before it is applied: {logged} logged"
+        );
     }
 
     #[test]
