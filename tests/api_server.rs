@@ -606,3 +606,130 @@ fn responses_to_clients_that_stop_reading_free_their_worker() {
     assert_eq!(status, 200, "{head}");
     drop(stalled);
 }
+
+/// Regression: a body whose client stopped sending before the body's end was taken as
+/// whole, and the part that arrived was written (a `Content-Length` body over 1 KiB; a
+/// chunked body cut inside a chunk). etcd answers error 210 with Go's cause and writes
+/// nothing; so does raftkv now.
+#[test]
+fn a_body_cut_short_is_refused_and_nothing_is_written() {
+    let server = start(&[]);
+    let long_value = format!("value={}", "a".repeat(1494));
+    let cases: [(&str, Vec<u8>); 3] = [
+        (
+            "declared",
+            raw_form_put(
+                "cut/declared",
+                "Content-Length: 2000\r\n",
+                long_value.as_bytes(),
+            ),
+        ),
+        (
+            "in-chunk",
+            raw_form_put(
+                "cut/in-chunk",
+                "Transfer-Encoding: chunked\r\n",
+                b"14\r\nvalue=abcdefghij",
+            ),
+        ),
+        (
+            "in-size-line",
+            raw_form_put(
+                "cut/in-size-line",
+                "Transfer-Encoding: chunked\r\n",
+                b"6\r\nvalue=\r\n1",
+            ),
+        ),
+    ];
+    for (name, raw) in cases {
+        let answer = send_then_stop_sending(server.addr, &raw);
+        assert!(
+            answer.starts_with("HTTP/1.1 400")
+                && answer.contains(
+                    "{\"errorCode\":210,\"message\":\"Invalid POST form\",\"cause\":\"unexpected EOF\""
+                ),
+            "{name}: {answer}"
+        );
+        let stored = get(server.addr, &format!("/v2/keys/cut/{name}"));
+        assert_eq!(
+            stored.status, 404,
+            "{name}: nothing written: {}",
+            stored.body
+        );
+    }
+    // Whole bodies of both framings still go through.
+    let whole = send_then_stop_sending(
+        server.addr,
+        &raw_form_put("cut/whole", "Content-Length: 9\r\n", b"value=abc"),
+    );
+    assert!(whole.starts_with("HTTP/1.1 201"), "{whole}");
+    let chunked = put_chunked(server.addr, "cut/chunked", b"value=xyz");
+    assert_eq!(chunked.status, 201, "{}", chunked.body);
+}
+
+/// A PUT in two chunks on a connection kept open.
+fn put_chunked(addr: std::net::SocketAddr, key: &str, form: &[u8]) -> Reply {
+    let (first, second) = form.split_at(form.len() / 2);
+    let mut body = format!("{:x}\r\n", first.len()).into_bytes();
+    body.extend_from_slice(first);
+    body.extend_from_slice(format!("\r\n{:x}\r\n", second.len()).as_bytes());
+    body.extend_from_slice(second);
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let raw = raw_form_put(
+        key,
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n",
+        &body,
+    );
+    request(addr, &String::from_utf8(raw).unwrap())
+}
+
+/// Regression: `curl --http2` on a plain URL asks to upgrade to h2c (`Connection: Upgrade,
+/// HTTP2-Settings`); tiny_http then hands the raw connection over as the body, so a PUT's
+/// body was read until the client gave up, and the write happened after the client had seen
+/// a timeout. Go ignores the upgrade; raftkv now frames such a body by its `Content-Length`
+/// or its chunks, and still refuses one cut short.
+#[test]
+fn a_put_asking_for_h2c_is_answered_at_once() {
+    let server = start(&[]);
+    let upgrade = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n";
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(&raw_form_put(
+            "h2c/length",
+            &format!("{upgrade}Content-Length: 9\r\n"),
+            b"value=bar",
+        ))
+        .unwrap();
+    // The connection stays open: the answer must not wait for its end.
+    let mut reader = std::io::BufReader::new(stream);
+    let (status, head) = read_head(&mut reader);
+    assert_eq!(status, 201, "{head}");
+    let chunked = raw_form_put(
+        "h2c/chunked",
+        &format!("{upgrade}Transfer-Encoding: chunked\r\n"),
+        b"6\r\nvalue=\r\n3\r\nbaz\r\n0\r\n\r\n",
+    );
+    let mut stream = connect(server.addr);
+    stream.write_all(&chunked).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let (status, head) = read_head(&mut reader);
+    assert_eq!(status, 201, "{head}");
+    for (key, value) in [("h2c/length", "bar"), ("h2c/chunked", "baz")] {
+        let stored = get(server.addr, &format!("/v2/keys/{key}"));
+        assert!(
+            stored.body.contains(&format!("\"value\":\"{value}\"")),
+            "{key}: {}",
+            stored.body
+        );
+    }
+    let cut = send_then_stop_sending(
+        server.addr,
+        &raw_form_put(
+            "h2c/cut",
+            &format!("{upgrade}Transfer-Encoding: chunked\r\n"),
+            b"6\r\nvalue=\r\n3\r\nba",
+        ),
+    );
+    assert!(cut.contains("\"cause\":\"unexpected EOF\""), "{cut}");
+    assert_eq!(get(server.addr, "/v2/keys/h2c/cut").status, 404);
+}

@@ -183,3 +183,23 @@ fn requests_pipelined_through_a_proxy_are_forwarded_in_order() {
         );
     }
 }
+
+/// Regression: the proxy forwarded the part of a body that arrived as if it were whole, and
+/// the member wrote it. It now answers as etcd's proxy does (500) and forwards nothing.
+#[test]
+fn a_proxy_never_forwards_a_body_cut_short() {
+    let server = start(&[]);
+    let proxy = proxy_for(&server, "on");
+    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
+    let value = format!("value={}", "a".repeat(1494));
+    let answer = send_then_stop_sending(
+        proxy.local_addr,
+        &raw_form_put("p/cut", "Content-Length: 2000\r\n", value.as_bytes()),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 500")
+            && answer.contains("httpproxy: failed to read request body: unexpected EOF"),
+        "{answer}"
+    );
+    assert_eq!(get(server.addr, "/v2/keys/p/cut").status, 404);
+}

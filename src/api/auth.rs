@@ -20,8 +20,6 @@ mod records;
 
 pub(crate) use records::ENABLED_KEY;
 
-use std::io::Read;
-
 use parking_lot::Mutex;
 use tiny_http::Request;
 
@@ -170,12 +168,8 @@ pub fn serve(node: &Node, request: &mut Request, method: &str, path: &str) -> Re
     }
     let cluster_id = format_id(node.cluster_id);
     let body = if method == "PUT" {
-        let mut body = Vec::new();
-        let _ = request
-            .as_reader()
-            .take(MAX_AUTH_BODY_BYTES as u64)
-            .read_to_end(&mut body);
-        body
+        // A body cut short is no JSON object: refused as invalid JSON, as etcd does.
+        crate::api::request_body::read_whole_body(request, MAX_AUTH_BODY_BYTES).unwrap_or_default()
     } else {
         Vec::new()
     };

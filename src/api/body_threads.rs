@@ -35,7 +35,7 @@ pub fn body_may_wait(request: &Request) -> bool {
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str().to_ascii_lowercase())
     };
-    if header("Connection").is_some_and(|v| v.contains("upgrade")) {
+    if super::request_body::asks_upgrade(request) {
         return true;
     }
     match request.body_length() {

@@ -41,11 +41,15 @@ pub struct MembersRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub content_type: Option<&'a str>,
-    pub body: &'a [u8],
+    /// The body, or why it did not arrive whole.
+    pub body: Result<&'a [u8], &'a crate::api::request_body::BodyError>,
 }
 
 /// The peer URLs of a member add or update body, checked as etcd checks them.
-fn parse_peer_urls(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String>, Reply> {
+fn parse_peer_urls(
+    content_type: Option<&str>,
+    body: Result<&[u8], &crate::api::request_body::BodyError>,
+) -> Result<Vec<String>, Reply> {
     let media_type = content_type
         .unwrap_or("")
         .split(';')
@@ -62,6 +66,8 @@ fn parse_peer_urls(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String
             )),
         ));
     }
+    // etcd reads the body after the media type check and answers a failed read with 400.
+    let body = body.map_err(|e| Reply::json(400, message_json(&e.to_string())))?;
     #[derive(serde::Deserialize)]
     struct MemberCreateRequest {
         #[serde(rename = "peerURLs", default)]

@@ -29,6 +29,7 @@ pub mod keys;
 pub mod pool_nudge;
 pub mod proxy;
 pub mod render;
+pub mod request_body;
 pub mod responders;
 pub mod sequencer;
 pub mod server;

@@ -13,7 +13,7 @@
 //! PUT reaches a member only once the PUT is answered. `--proxy readonly` refuses every
 //! method but GET and HEAD with 501.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -244,10 +244,22 @@ impl Proxy {
         };
         let mut body = Vec::new();
         if request.body_length().unwrap_or(0) > 0 || matches!(method.as_str(), "PUT" | "POST") {
-            let _ = request
-                .as_reader()
-                .take(MAX_BODY_BYTES)
-                .read_to_end(&mut body);
+            // A body cut short must not be forwarded as if whole: the member would apply it.
+            match crate::api::request_body::read_whole_body(
+                &mut request,
+                MAX_BODY_BYTES as usize - 1,
+            ) {
+                Ok(whole) => body = whole,
+                Err(error) => {
+                    let message = format!("httpproxy: failed to read request body: {error}");
+                    return reply(
+                        request,
+                        500,
+                        "application/json",
+                        crate::api::render::message_json(&message),
+                    );
+                }
+            }
         }
         let headers: Vec<(String, String)> = request
             .headers()

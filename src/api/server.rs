@@ -5,7 +5,7 @@
 //! path is 200 with an empty body; every reply carries the CORS headers when the origin is
 //! allowed (by default: every origin).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use tiny_http::{Method, Request};
@@ -14,6 +14,7 @@ use crate::api::form::{parse_go_bool, unescape, Form};
 use crate::api::http::{cached_http_date, escape_path, mux_clean_path, status_text, Reply};
 use crate::api::keys::{parse_key_request, KeyOp};
 use crate::api::render::{error_json, event_json};
+use crate::api::request_body::read_whole_body;
 use crate::api::responders::Responders;
 use crate::api::sequencer::{Admission, ConnectionSequencer, MAX_DEFERRED_PER_CONNECTION};
 
@@ -488,15 +489,15 @@ fn handle(context: Context<'_>, mut request: Request) {
             }
             let content_type = header_value(&request, "Content-Type");
             let body = if matches!(method.as_str(), "POST" | "PUT") {
-                read_body(&mut request, MAX_MEMBERS_BODY_BYTES)
+                read_whole_body(&mut request, MAX_MEMBERS_BODY_BYTES)
             } else {
-                Vec::new()
+                Ok(Vec::new())
             };
             let members_request = cluster::MembersRequest {
                 method: &method,
                 path: &path,
                 content_type: content_type.as_deref(),
-                body: &body,
+                body: body.as_deref(),
             };
             cluster::members(node, members_request)
         }
@@ -509,8 +510,9 @@ fn handle(context: Context<'_>, mut request: Request) {
         "/metrics" => cluster::metrics(node),
         "/debug/vars" => cluster::debug_vars(node, &method),
         "/config/local/log" => {
+            // A body cut short is no JSON object, so it is refused as any bad body is.
             let body = if method == "PUT" {
-                read_body(&mut request, MAX_MEMBERS_BODY_BYTES)
+                read_whole_body(&mut request, MAX_MEMBERS_BODY_BYTES).unwrap_or_default()
             } else {
                 Vec::new()
             };
@@ -606,16 +608,6 @@ fn is_form_content_type(request: &Request) -> bool {
         .unwrap_or(false)
 }
 
-/// Reads at most `limit + 1` bytes of the body, enough to tell "too large".
-fn read_body(request: &mut Request, limit: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    let _ = request
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body);
-    body
-}
-
 fn key_error(node: &Node, error: &V2Error) -> Reply {
     Reply::json(error.code.http_status(), error_json(error))
         .header("X-Etcd-Cluster-Id", format_id(node.cluster_id))
@@ -655,7 +647,14 @@ fn keys(
         );
     }
     let body = if matches!(method, "PUT" | "POST") && is_form_content_type(&request) {
-        Some(read_body(&mut request, node.config.max_request_body_bytes))
+        match read_whole_body(&mut request, node.config.max_request_body_bytes) {
+            Ok(body) => Some(body),
+            Err(error) => {
+                // As etcd: error 210 with Go's cause, and nothing written.
+                let error = V2Error::new(ErrorCode::InvalidForm, error.to_string(), 0);
+                return respond(request, key_error(node, &error), cors);
+            }
+        }
     } else {
         None
     };

@@ -83,6 +83,37 @@ pub fn find_client_socket(port: u16, client: SocketAddr) -> Option<SocketKey> {
         .find(|(_, peer)| *peer == client)
 }
 
+/// True if the client at `client` has ended what it sends on its connection to this process
+/// (it shut its sending side, closed or reset the connection). A look of its own through
+/// `/proc/self/fd` (about 1 us per descriptor), for the rare request that must know; None when
+/// no such connection is found. The answer holds only while the caller keeps the connection
+/// open, as a request in progress does, so that the descriptor is not reused.
+pub fn client_stopped_sending(client: SocketAddr) -> Option<bool> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    for entry in entries.take(MAX_DESCRIPTORS_PER_SCAN).flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if socket_address(fd, Side::Peer) != Some(client) {
+            continue;
+        }
+        // The TCP state, not a peek for the end of the stream: tiny_http shuts the reading
+        // side of a connection whose request said `Connection: close`, and a peek then sees an
+        // end the client never sent. The client's FIN moves the connection out of
+        // ESTABLISHED (to CLOSE_WAIT), and so does its reset (to CLOSE).
+        let (info, _) = tcp_info(fd)?;
+        return Some(info.tcpi_state != TCP_ESTABLISHED);
+    }
+    None
+}
+
+/// `TCP_ESTABLISHED` of the kernel's TCP states (`tcpi_state`).
+const TCP_ESTABLISHED: u8 = 1;
+
 /// True if `fd` is still a connection on local port `port` with client `peer` (checked right
 /// before acting on a socket found by an earlier scan).
 pub fn is_still(fd: i32, port: u16, peer: SocketAddr) -> bool {
@@ -150,6 +181,22 @@ fn unread_bytes(fd: i32) -> usize {
 /// Bytes received and sent over TCP socket `fd`'s life; None for anything that is not a TCP
 /// socket, or a kernel whose `tcp_info` has no byte counts (before 4.1).
 fn tcp_byte_counts(fd: i32) -> Option<(u64, u64)> {
+    let (info, written) = tcp_info(fd)?;
+    let covers = |offset: usize| written >= offset + std::mem::size_of::<u64>();
+    if !covers(std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received)) {
+        return None;
+    }
+    let sent = if covers(std::mem::offset_of!(libc::tcp_info, tcpi_bytes_sent)) {
+        info.tcpi_bytes_sent
+    } else {
+        info.tcpi_bytes_acked
+    };
+    Some((info.tcpi_bytes_received, sent))
+}
+
+/// `getsockopt(TCP_INFO)` of `fd` and how many bytes of it the kernel wrote (older kernels
+/// write fewer fields); None for anything but a TCP socket.
+fn tcp_info(fd: i32) -> Option<(libc::tcp_info, usize)> {
     // SAFETY: an all-zero tcp_info is a valid value of the type.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -167,17 +214,7 @@ fn tcp_byte_counts(fd: i32) -> Option<(u64, u64)> {
     if result != 0 {
         return None;
     }
-    let written = length as usize;
-    let covers = |offset: usize| written >= offset + std::mem::size_of::<u64>();
-    if !covers(std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received)) {
-        return None;
-    }
-    let sent = if covers(std::mem::offset_of!(libc::tcp_info, tcpi_bytes_sent)) {
-        info.tcpi_bytes_sent
-    } else {
-        info.tcpi_bytes_acked
-    };
-    Some((info.tcpi_bytes_received, sent))
+    Some((info, length as usize))
 }
 
 #[cfg(test)]

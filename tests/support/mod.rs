@@ -177,3 +177,24 @@ pub fn open_watch(addr: SocketAddr, target: &str) -> (u16, String, BufReader<Tcp
     let (status, head) = read_head(&mut reader);
     (status, head, reader)
 }
+
+/// Sends `raw` on a new connection, shuts the sending side (as a client that dies mid-upload
+/// leaves it), and returns all that comes back.
+pub fn send_then_stop_sending(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut stream = connect(addr);
+    stream.write_all(raw).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The raw PUT of `key` with the given extra header lines (each ending in CRLF), then `body`.
+pub fn raw_form_put(key: &str, header_lines: &str, body: &[u8]) -> Vec<u8> {
+    let mut raw = format!(
+        "PUT /v2/keys/{key} HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\n{header_lines}\r\n"
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
