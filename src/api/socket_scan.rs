@@ -35,21 +35,25 @@ pub struct ClientSocket {
     pub sent_bytes: u64,
 }
 
+/// This process's open descriptors, at most [`MAX_DESCRIPTORS_PER_SCAN`]; None when
+/// `/proc/self/fd` cannot be read.
+fn open_descriptors() -> Option<impl Iterator<Item = i32>> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        entries
+            .take(MAX_DESCRIPTORS_PER_SCAN)
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok()),
+    )
+}
+
 /// The connected TCP sockets of this process whose local port is `port`, each once (tiny_http
 /// holds two descriptors of every connection, one to read and one to write: the first one
 /// listed stands for it); None when `/proc/self/fd` cannot be read.
 pub fn scan_client_sockets(port: u16) -> Option<Vec<ClientSocket>> {
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
     let mut found = Vec::new();
     let mut clients = std::collections::BTreeSet::new();
-    for entry in entries.take(MAX_DESCRIPTORS_PER_SCAN).flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for fd in open_descriptors()? {
         // Files, pipes and other sockets fail here at once.
         let Some((received_bytes, sent_bytes)) = tcp_byte_counts(fd) else {
             continue;
@@ -89,15 +93,7 @@ pub fn find_client_socket(port: u16, client: SocketAddr) -> Option<SocketKey> {
 /// no such connection is found. The answer holds only while the caller keeps the connection
 /// open, as a request in progress does, so that the descriptor is not reused.
 pub fn client_stopped_sending(client: SocketAddr) -> Option<bool> {
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    for entry in entries.take(MAX_DESCRIPTORS_PER_SCAN).flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for fd in open_descriptors()? {
         if socket_address(fd, Side::Peer) != Some(client) {
             continue;
         }
