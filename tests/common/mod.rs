@@ -76,6 +76,31 @@ impl ServerProcess {
         name: &str,
         extra_args: &[&str],
     ) -> Result<ServerProcess, String> {
+        // A free port is free only when looked at: another test's server can take it before
+        // this one binds it (seen in CI: etcd's "bind: address already in use"). Then start
+        // again on new ports.
+        let mut attempt = 1;
+        loop {
+            match Self::start_on_free_ports(kind, name, extra_args) {
+                Err(error)
+                    if attempt < 4
+                        && error
+                            .to_ascii_lowercase()
+                            .contains("address already in use") =>
+                {
+                    eprintln!("{kind:?} {name}: a port was taken meanwhile; starting again");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn start_on_free_ports(
+        kind: ServerKind,
+        name: &str,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, String> {
         let client_port = free_port();
         let mut peer_port = free_port();
         while peer_port == client_port {
