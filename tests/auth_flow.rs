@@ -842,10 +842,7 @@ fn auth_state_survives_a_restart_on_the_same_data_dir() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0 to find a free port")
-        .port()
+    raftkv::bench::process::free_port()
 }
 
 /// Polls `check` on `server` for at most five seconds (followers apply a little later).

@@ -50,11 +50,7 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    raftkv::bench::process::free_port()
 }
 
 fn http_request(method: &str, url: &str, form: Option<&[(&str, String)]>) -> Option<Response> {

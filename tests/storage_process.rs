@@ -13,11 +13,7 @@ use std::time::{Duration, Instant};
 use raftkv::client::http::{encode_form, Deadlines, HttpClient, Request, Url};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    raftkv::bench::process::free_port()
 }
 
 /// A raftkv process, killed by PID when dropped.

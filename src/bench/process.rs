@@ -69,8 +69,35 @@ impl fmt::Display for ProcessError {
 
 impl std::error::Error for ProcessError {}
 
-/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+/// The lowest port [`free_port`] picks.
+const PICKED_PORTS_START: u16 = 20_000;
+
+/// A port on 127.0.0.1 that was free a moment ago, for a server about to be started.
+///
+/// A port from `bind(127.0.0.1:0)` comes from the kernel's ephemeral range, the range every
+/// outgoing connection takes its local port from; with a suite's thousands of connections one
+/// of them could take it before the server bound it (seen once in CI: etcd's `bind: address
+/// already in use`). So the port is picked at random below that range (from
+/// `/proc/sys/net/ipv4/ip_local_port_range`, 32768 by default) and checked free by binding
+/// it; port 0 is the fallback when the range starts too low to leave room.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_start > PICKED_PORTS_START + 1_000 {
+        let span = u64::from(ephemeral_start - PICKED_PORTS_START);
+        for _ in 0..64 {
+            // std's RandomState is seeded at random for each instance.
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u32(std::process::id());
+            let candidate = PICKED_PORTS_START + (hasher.finish() % span) as u16;
+            if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+                return candidate;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -409,5 +436,26 @@ mod tests {
         let bytes = disk_usage_bytes(&dir.path);
         assert!(bytes >= 72 * 1024, "du found {bytes} bytes");
         assert_eq!(apparent_size_bytes(&dir.path), 72 * 1024);
+    }
+
+    #[test]
+    fn free_ports_come_from_below_the_ephemeral_range_and_can_be_bound() {
+        let ephemeral_start: u16 =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+                .ok()
+                .and_then(|range| range.split_whitespace().next()?.parse().ok())
+                .unwrap_or(32_768);
+        let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+        for &port in &ports {
+            TcpListener::bind(("127.0.0.1", port)).expect("a free port binds");
+            if ephemeral_start > PICKED_PORTS_START + 1_000 {
+                assert!(
+                    (PICKED_PORTS_START..ephemeral_start).contains(&port),
+                    "{port} is outside {PICKED_PORTS_START}..{ephemeral_start}"
+                );
+            }
+        }
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert!(distinct.len() > 15, "picked at random: {ports:?}");
     }
 }

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,13 +31,9 @@ pub fn etcd_available() -> bool {
     Path::new(ETCD_PATH).exists()
 }
 
-/// Returns a TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
+/// A TCP port on 127.0.0.1 that was free a moment ago (see `raftkv::bench::process::free_port`).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    listener
-        .local_addr()
-        .expect("local_addr of a bound listener")
-        .port()
+    raftkv::bench::process::free_port()
 }
 
 static DATA_DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
