@@ -28,23 +28,21 @@ const BODY_READ_WITH_HEAD_BYTES: usize = 1024;
 /// True if reading `request`'s body may wait for its client: tiny_http did not read the body
 /// with the head.
 pub fn body_may_wait(request: &Request) -> bool {
-    let header = |name: &'static str| {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_ascii_lowercase())
-    };
-    if super::request_body::asks_upgrade(request) {
+    use super::request_body::{asks_upgrade, header_contains};
+    if asks_upgrade(request) {
         return true;
     }
     match request.body_length() {
         Some(0) => false,
+        // tiny_http accepts no `Expect` but `100-continue`, so containing it is being it.
         Some(declared) => {
             declared > BODY_READ_WITH_HEAD_BYTES
-                || header("Expect").is_some_and(|v| v == "100-continue")
+                || header_contains(request, "Expect", "100-continue")
         }
-        None => header("Transfer-Encoding").is_some(),
+        None => request
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding")),
     }
 }
 

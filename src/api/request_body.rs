@@ -56,23 +56,31 @@ impl std::fmt::Display for BodyError {
 /// The longest chunk-size or trailer line read.
 const MAX_CHUNK_LINE_BYTES: usize = 4096;
 
-/// True if `request` asks for a protocol upgrade (`Connection: upgrade`), in which case
-/// tiny_http hands it the raw connection as its body.
-pub fn asks_upgrade(request: &Request) -> bool {
+/// True if a `name` header of `request` contains `token`, in any ASCII case. Allocates
+/// nothing: it runs for every request (see [`super::body_threads::body_may_wait`]).
+pub fn header_contains(request: &Request, name: &'static str, token: &str) -> bool {
     request
         .headers()
         .iter()
-        .filter(|h| h.field.equiv("Connection"))
-        .any(|h| h.value.as_str().to_ascii_lowercase().contains("upgrade"))
+        .filter(|h| h.field.equiv(name))
+        .any(|h| {
+            h.value
+                .as_str()
+                .as_bytes()
+                .windows(token.len())
+                .any(|window| window.eq_ignore_ascii_case(token.as_bytes()))
+        })
+}
+
+/// True if `request` asks for a protocol upgrade (`Connection: upgrade`), in which case
+/// tiny_http hands it the raw connection as its body.
+pub fn asks_upgrade(request: &Request) -> bool {
+    header_contains(request, "Connection", "upgrade")
 }
 
 /// True if `request` declares a chunked body.
 fn is_chunked(request: &Request) -> bool {
-    request
-        .headers()
-        .iter()
-        .filter(|h| h.field.equiv("Transfer-Encoding"))
-        .any(|h| h.value.as_str().to_ascii_lowercase().contains("chunked"))
+    header_contains(request, "Transfer-Encoding", "chunked")
 }
 
 /// Reads `request`'s body, at most `limit + 1` bytes (enough to tell "too large"). Fails if

@@ -331,14 +331,16 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
         });
     }
     run_rounds(settings.rounds, "", &workloads, &mut measured);
+    // raftkv's and etcd's single servers, for the fan-out and the one-member writes.
+    let single_endpoints: Vec<(String, String)> = measured
+        .iter()
+        .take(servers.len())
+        .map(|target| (target.label.clone(), target.settings.endpoints[0].clone()))
+        .collect();
     let fan_out_rates = if settings.fan_out.watchers > 0 {
         let null_watch = crate::bench::null_watch::start_null_watch(settings.tiny_http_workers)
             .map_err(|e| io_error("starting the null watch server", e))?;
-        let mut fan_out_targets: Vec<(String, String)> = measured
-            .iter()
-            .take(servers.len())
-            .map(|target| (target.label.clone(), target.settings.endpoints[0].clone()))
-            .collect();
+        let mut fan_out_targets = single_endpoints.clone();
         fan_out_targets.push((
             format!("null watch ({} workers)", settings.tiny_http_workers),
             null_watch.url(),
@@ -357,11 +359,6 @@ pub fn run_floor(settings: &FloorSettings) -> Result<(), ProcessError> {
     } else {
         None
     };
-    let single_endpoints: Vec<(String, String)> = measured
-        .iter()
-        .take(servers.len())
-        .map(|target| (target.label.clone(), target.settings.endpoints[0].clone()))
-        .collect();
     let pipeline_table = measure_writes(
         settings,
         single_endpoints,

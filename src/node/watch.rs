@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -56,7 +56,7 @@ pub struct WatchSink {
     /// the events still queued for it.
     /// Invariant: set only by [`WatchHub::drop_watcher`], which then hands the sink to its
     /// delivery thread exactly once.
-    ended: std::sync::atomic::AtomicBool,
+    ended: AtomicBool,
     state: Mutex<SinkState>,
 }
 
@@ -82,7 +82,7 @@ impl WatchSink {
             stream,
             client,
             backlog: AtomicUsize::new(0),
-            ended: std::sync::atomic::AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             state: Mutex::new(SinkState {
                 writer: Some(writer),
                 pending_head: Some(head),
