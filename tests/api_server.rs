@@ -9,6 +9,25 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// Regression: test members kept their data dirs (each with a preallocated WAL), so every run
+/// of the suite left gigabytes in the temp dir until the disk filled and CI could not link.
+#[test]
+fn a_dropped_test_member_leaves_no_data_dir() {
+    let server = start(&[]);
+    let reply = put(server.addr, "/v2/keys/k", "value=v");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let data_dir = server.data_dir.clone();
+    assert!(
+        data_dir.is_dir(),
+        "{data_dir:?} exists while the member runs"
+    );
+    drop(server);
+    assert!(
+        !data_dir.exists(),
+        "{data_dir:?} is left after the member was dropped"
+    );
+}
+
 #[test]
 fn parked_watches_hold_no_worker_and_all_fire() {
     let server = start(&["--max-client-workers", "2"]);

@@ -431,4 +431,6 @@ fn a_second_process_on_the_same_data_dir_is_refused_and_says_why() {
         stderr.contains(&data_dir.display().to_string()),
         "the refusal should name the data dir: {stderr}"
     );
+    drop(_first);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -13,9 +13,21 @@ use raftkv::node::{Config, Node};
 
 static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// An in-process member and its client listener. Dropping it stops the member's Raft loop
+/// and removes its data dir: an API test binary starts dozens of members, and each one's
+/// preallocated WAL would otherwise stay in the temp dir for good.
 pub struct Server {
     pub addr: SocketAddr,
     pub node: Arc<Node>,
+    /// The member's data dir, under the system's temp dir; removed on drop.
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.node.shutdown();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
 }
 
 pub fn start(extra: &[&str]) -> Server {
@@ -46,6 +58,7 @@ pub fn start(extra: &[&str]) -> Server {
     Server {
         addr: server.local_addr,
         node,
+        data_dir,
     }
 }
 
