@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raftkv::api::auth::decode_base64_std;
+use raftkv::bench::process::free_port;
 use raftkv::node::{Config, Node};
 
 static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -839,10 +840,6 @@ fn auth_state_survives_a_restart_on_the_same_data_dir() {
         "{\"role\":\"r9\",\"permissions\":{\"kv\":{\"read\":null,\"write\":null}}}\n",
     );
     assert_eq!(etcd_index(&s, Some("root:rootpw")), before + 2);
-}
-
-fn free_port() -> u16 {
-    raftkv::bench::process::free_port()
 }
 
 /// Polls `check` on `server` for at most five seconds (followers apply a little later).

@@ -28,6 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use raftkv::bench::process::free_port;
 use raftkv::client::http::{encode_form, Deadlines, HttpClient, Request, Response, Url};
 
 const ETCD: &str = "/usr/bin/etcd";
@@ -47,10 +48,6 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
-}
-
-fn free_port() -> u16 {
-    raftkv::bench::process::free_port()
 }
 
 fn http_request(method: &str, url: &str, form: Option<&[(&str, String)]>) -> Option<Response> {

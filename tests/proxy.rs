@@ -13,6 +13,9 @@ fn proxy_for(server: &Server, mode: &str) -> std::sync::Arc<raftkv::api::proxy::
     proxy_with(server, mode, &[])
 }
 
+/// A proxy in `mode` (with `extra` flags) that forwards to `server`'s client listener. The
+/// in-process member advertises the default client URL, not its port-0 listener, so the
+/// proxy's member list is set to that listener, for good.
 fn proxy_with(
     server: &Server,
     mode: &str,
@@ -40,7 +43,18 @@ fn proxy_with(
     .chain(extra.iter().map(|s| s.to_string()))
     .collect();
     let config = Config::from_args_and_env(&args, |_| None).expect("proxy config parses");
-    raftkv::api::proxy::start(&config).expect("proxy starts")
+    let proxy = raftkv::api::proxy::start(&config).expect("proxy starts");
+    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
+    proxy
+}
+
+/// Reads one watch event streamed through the proxy, which may pass it on in several chunks.
+fn read_streamed_event(reader: &mut impl std::io::BufRead, what: &str) -> String {
+    let mut event = String::new();
+    while !event.ends_with('\n') {
+        event.push_str(&read_chunk(reader).unwrap_or_else(|| panic!("{what}")));
+    }
+    event
 }
 
 #[test]
@@ -59,8 +73,6 @@ fn the_peer_port_answers_get_members_with_client_urls() {
 fn a_proxy_forwards_reads_writes_and_watches() {
     let server = start(&[]);
     let proxy = proxy_for(&server, "on");
-    // The in-process node advertises the default client URL, not its port-0 listener.
-    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
     let addr = proxy.local_addr;
     let reply = put(addr, "/v2/keys/p/k", "value=through");
     assert_eq!(reply.status, 201, "{}", reply.body);
@@ -86,10 +98,7 @@ fn a_proxy_forwards_reads_writes_and_watches() {
         put(server.addr, "/v2/keys/p/k", "value=changed").status,
         200
     );
-    let mut event = String::new();
-    while !event.ends_with('\n') {
-        event.push_str(&read_chunk(&mut watch).expect("the watch event through the proxy"));
-    }
+    let event = read_streamed_event(&mut watch, "the watch event through the proxy");
     assert!(event.contains("\"value\":\"changed\""), "{event}");
 }
 
@@ -97,7 +106,6 @@ fn a_proxy_forwards_reads_writes_and_watches() {
 fn a_readonly_proxy_refuses_writes() {
     let server = start(&[]);
     let proxy = proxy_for(&server, "readonly");
-    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
     let reply = put(proxy.local_addr, "/v2/keys/r", "value=x");
     assert_eq!(reply.status, 501, "{}", reply.body);
     assert_eq!(get(proxy.local_addr, "/v2/keys/r").status, 404);
@@ -109,7 +117,6 @@ fn a_readonly_proxy_refuses_writes() {
 fn parked_watches_through_a_proxy_hold_no_worker() {
     let server = start(&[]);
     let proxy = proxy_for(&server, "on");
-    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
     let addr = proxy.local_addr;
     let watches: Vec<_> = (0..70)
         .map(|n| {
@@ -126,10 +133,7 @@ fn parked_watches_through_a_proxy_hold_no_worker() {
     );
     assert_eq!(put(addr, "/v2/keys/pw/k69", "value=fired").status, 201);
     let mut last = watches.into_iter().last().expect("70 watches");
-    let mut event = String::new();
-    while !event.ends_with('\n') {
-        event.push_str(&read_chunk(&mut last).expect("the event through the proxy"));
-    }
+    let event = read_streamed_event(&mut last, "the event through the proxy");
     assert!(event.contains("\"value\":\"fired\""), "{event}");
 }
 
@@ -137,7 +141,6 @@ fn parked_watches_through_a_proxy_hold_no_worker() {
 fn watches_beyond_the_proxys_limit_are_refused_with_503() {
     let server = start(&[]);
     let proxy = proxy_with(&server, "on", &["--max-parked-watches", "2"]);
-    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
     let addr = proxy.local_addr;
     let _first = open_watch(addr, "/v2/keys/lim/a?wait=true");
     let _second = open_watch(addr, "/v2/keys/lim/b?wait=true");
@@ -151,10 +154,9 @@ fn watches_beyond_the_proxys_limit_are_refused_with_503() {
 /// once, so a GET pipelined behind a PUT could reach the member first and miss the write.
 #[test]
 fn requests_pipelined_through_a_proxy_are_forwarded_in_order() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let server = start(&[]);
     let proxy = proxy_for(&server, "on");
-    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
     let mut stream = std::net::TcpStream::connect(proxy.local_addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -170,10 +172,8 @@ fn requests_pipelined_through_a_proxy_are_forwarded_in_order() {
         stream.write_all(pipelined.as_bytes()).unwrap();
         let mut bodies = Vec::new();
         for _ in 0..2 {
-            let (status, head) = read_head(&mut reader);
-            let mut body = vec![0u8; header_number(&head, "Content-Length") as usize];
-            reader.read_exact(&mut body).unwrap();
-            bodies.push((status, String::from_utf8_lossy(&body).to_string()));
+            let reply = read_reply(&mut reader, false);
+            bodies.push((reply.status, reply.body));
         }
         assert_eq!(bodies[0].0, 201, "the PUT of k{n}: {:?}", bodies[0]);
         assert!(
@@ -190,7 +190,6 @@ fn requests_pipelined_through_a_proxy_are_forwarded_in_order() {
 fn a_proxy_never_forwards_a_body_cut_short() {
     let server = start(&[]);
     let proxy = proxy_for(&server, "on");
-    proxy.set_endpoints_for_test(vec![format!("http://{}", server.addr)]);
     let value = format!("value={}", "a".repeat(1494));
     let answer = send_then_stop_sending(
         proxy.local_addr,

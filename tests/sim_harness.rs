@@ -3,17 +3,21 @@
 
 use raftkv::sim::{run_with_options, SimOptions, Simulation, Violation};
 
-/// Runs `seeds` with the options `options` makes of each, until one breaks a rule `counts`
-/// accepts. Returns how many seeds ran and that violation, if any.
+/// Runs `seeds`, each with the options `options_of` makes of it and then `break_core` breaks,
+/// until one breaks a rule `counts` accepts. Returns how many seeds ran and that violation,
+/// if any.
 fn first_violation(
     seeds: std::ops::Range<u64>,
-    options: impl Fn(u64) -> SimOptions,
+    options_of: fn(u64) -> SimOptions,
+    break_core: fn(&mut SimOptions),
     counts: impl Fn(&str) -> bool,
 ) -> (u64, Option<Violation>) {
     let mut tried = 0;
     for seed in seeds {
         tried += 1;
-        if let Err(v) = run_with_options(seed, options(seed)) {
+        let mut options = options_of(seed);
+        break_core(&mut options);
+        if let Err(v) = run_with_options(seed, options) {
             if counts(v.rule) {
                 return (tried, Some(v));
             }
@@ -24,12 +28,12 @@ fn first_violation(
 
 #[test]
 fn sweep_catches_votes_granted_without_the_log_check() {
-    let broken = |seed| {
-        let mut opts = SimOptions::from_seed(seed);
-        opts.unsafe_skip_vote_log_check = true;
-        opts
-    };
-    let (tried, found) = first_violation(0..300, broken, |rule| rule != "liveness");
+    let (tried, found) = first_violation(
+        0..300,
+        SimOptions::from_seed,
+        |options| options.unsafe_skip_vote_log_check = true,
+        |rule| rule != "liveness",
+    );
     let v = found.unwrap_or_else(|| {
         panic!("no safety violation in {tried} seeds with the vote log check disabled")
     });
@@ -104,13 +108,12 @@ fn sweep_catches_messages_sent_before_the_ready_is_durable() {
     // durability checker (term and vote never regress across crashes) must notice; the
     // core's own invariants may trip first on some seeds (a follower told to commit past
     // its shortened log), which also counts as caught but is not what this test is about.
-    let broken = |seed| {
-        let mut opts = SimOptions::from_seed(seed);
-        opts.unsafe_send_before_sync = true;
-        opts
-    };
-    let (tried, found) =
-        first_violation(0..400, broken, |rule| rule == "term and vote never regress");
+    let (tried, found) = first_violation(
+        0..400,
+        SimOptions::from_seed,
+        |options| options.unsafe_send_before_sync = true,
+        |rule| rule == "term and vote never regress",
+    );
     let v = found.unwrap_or_else(|| {
         panic!("no durability violation in {tried} seeds with send-before-sync")
     });
@@ -119,12 +122,12 @@ fn sweep_catches_messages_sent_before_the_ready_is_durable() {
 
 #[test]
 fn sweep_catches_reads_served_without_confirming_leadership() {
-    let broken = |seed| {
-        let mut opts = SimOptions::from_seed(seed);
-        opts.unsafe_read_without_quorum = true;
-        opts
-    };
-    let (tried, found) = first_violation(0..300, broken, |rule| rule == "read index safety");
+    let (tried, found) = first_violation(
+        0..300,
+        SimOptions::from_seed,
+        |options| options.unsafe_read_without_quorum = true,
+        |rule| rule == "read index safety",
+    );
     let v = found.unwrap_or_else(|| panic!("no stale read detected in {tried} seeds"));
     println!("stale ReadIndex caught after {tried} seeds: {v}");
 }
@@ -135,12 +138,12 @@ fn sweep_catches_reads_served_without_confirming_leadership() {
 /// notice.
 #[test]
 fn sweep_catches_a_commit_sent_to_learners_before_it_is_durable() {
-    let broken = |seed| {
-        let mut opts = SimOptions::single_voter_from_seed(seed);
-        opts.unsafe_send_first_with_unpersisted_commit = true;
-        opts
-    };
-    let (tried, found) = first_violation(0..1000, broken, |rule| rule != "liveness");
+    let (tried, found) = first_violation(
+        0..1000,
+        SimOptions::single_voter_from_seed,
+        |options| options.unsafe_send_first_with_unpersisted_commit = true,
+        |rule| rule != "liveness",
+    );
     let v = found.unwrap_or_else(|| {
         panic!("no safety violation in {tried} single-voter seeds with the commit sent early")
     });

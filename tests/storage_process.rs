@@ -10,11 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use raftkv::bench::process::free_port;
 use raftkv::client::http::{encode_form, Deadlines, HttpClient, Request, Url};
-
-fn free_port() -> u16 {
-    raftkv::bench::process::free_port()
-}
 
 /// A raftkv process, killed by PID when dropped.
 struct Server {

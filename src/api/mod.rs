@@ -34,3 +34,4 @@ pub mod responders;
 pub mod sequencer;
 pub mod server;
 pub mod socket_scan;
+pub mod thread_quota;

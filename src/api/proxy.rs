@@ -22,10 +22,10 @@ use parking_lot::RwLock;
 use tiny_http::{Header, Request, Response};
 
 use crate::api::form::unescape;
-use crate::api::server::TurnGuard;
-
 use crate::api::http::{http_date, status_text};
 use crate::api::render::message_json;
+use crate::api::server::TurnGuard;
+use crate::api::thread_quota::{Refused, ThreadQuota};
 use crate::client::http::{Deadlines, HttpClient, Request as OutRequest, Url};
 use crate::node::config::{host_port, Config};
 
@@ -47,10 +47,9 @@ pub struct Proxy {
     next: AtomicUsize,
     /// Set by tests that name the members themselves: the refresher leaves the list alone.
     pinned: std::sync::atomic::AtomicBool,
-    /// Chunked answers (watches) being streamed through, each on its own thread.
-    /// Invariant: at most `max_streams`.
-    streams: Arc<AtomicUsize>,
-    max_streams: usize,
+    /// Threads streaming chunked answers (watches) through, one each, at most
+    /// `--max-parked-watches`.
+    streams: ThreadQuota,
     pub local_addr: std::net::SocketAddr,
 }
 
@@ -126,8 +125,11 @@ pub fn start(config: &Config) -> Result<Arc<Proxy>, String> {
         readonly: config.proxy == "readonly",
         next: AtomicUsize::new(0),
         pinned: std::sync::atomic::AtomicBool::new(false),
-        streams: Arc::new(AtomicUsize::new(0)),
-        max_streams: config.max_parked_watches,
+        streams: ThreadQuota::new(
+            "proxy-stream".into(),
+            config.max_parked_watches,
+            Some(STREAM_STACK_BYTES),
+        ),
         local_addr,
     });
     let refresher = Arc::downgrade(&proxy);
@@ -343,11 +345,9 @@ impl Proxy {
             )),
         );
     }
-}
 
-impl Proxy {
     /// Streams a chunked answer through on a thread of its own, or answers 503 when
-    /// `max_streams` are streaming already (or no thread can be started).
+    /// `--max-parked-watches` are streaming already (or no thread can be started).
     fn stream_on_own_thread(
         &self,
         request: Request,
@@ -356,48 +356,24 @@ impl Proxy {
         response: crate::client::http::StreamingResponse,
         turn: TurnGuard,
     ) {
-        let streams = self.streams.clone();
-        let taken = streams.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n < self.max_streams).then_some(n + 1)
-        });
-        if taken.is_err() {
-            return reply(
-                request,
-                503,
-                "application/json",
-                message_json(&format!(
-                    "proxy: too many watches at once (at most {})",
-                    self.max_streams
-                )),
-            );
-        }
-        // The request goes to the thread; if the thread cannot start, the closure (and the
-        // request in it) is lost, so keep it out until the spawn is known to work.
-        let (handoff, handed) = crossbeam_channel::bounded(1);
-        let spawned = std::thread::Builder::new()
-            .name("proxy-stream".into())
-            .stack_size(STREAM_STACK_BYTES)
-            .spawn(move || {
-                if let Ok((request, status, headers, response, turn)) = handed.recv() {
+        let stream = (request, status, headers, response, turn);
+        let spawned =
+            self.streams
+                .try_spawn(stream, |(request, status, headers, response, turn)| {
                     stream_through(request, status, headers, response);
                     drop(turn);
-                }
-                streams.fetch_sub(1, Ordering::SeqCst);
-            });
-        match spawned {
-            Ok(_) => {
-                let _ = handoff.send((request, status, headers, response, turn));
+                });
+        let Err(refused) = spawned else { return };
+        let message = match &refused {
+            Refused::AtLimit { max_threads, .. } => {
+                format!("proxy: too many watches at once (at most {max_threads})")
             }
-            Err(error) => {
-                self.streams.fetch_sub(1, Ordering::SeqCst);
-                reply(
-                    request,
-                    503,
-                    "application/json",
-                    message_json(&format!("proxy: cannot stream the watch: {error}")),
-                );
+            Refused::CannotStart { error, .. } => {
+                format!("proxy: cannot stream the watch: {error}")
             }
-        }
+        };
+        let (request, ..) = refused.into_payload();
+        reply(request, 503, "application/json", message_json(&message));
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tiny_http::{Method, Request};
 
+use crate::api::body_threads::{body_may_wait, MAX_BODY_THREADS};
 use crate::api::form::{parse_go_bool, unescape, Form};
 use crate::api::http::{cached_http_date, escape_path, mux_clean_path, status_text, Reply};
 use crate::api::keys::{parse_key_request, KeyOp};
@@ -17,6 +18,11 @@ use crate::api::render::{error_json, event_json};
 use crate::api::request_body::read_whole_body;
 use crate::api::responders::Responders;
 use crate::api::sequencer::{Admission, ConnectionSequencer, MAX_DEFERRED_PER_CONNECTION};
+use crate::api::thread_quota::{Refused, ThreadQuota};
+use crate::api::{auth, cluster};
+use crate::node::watch::WatchSink;
+use crate::node::{ids::format_id, now_unix_nanos, Completion, Node};
+use crate::store::{ErrorCode, Event, V2Error, WatchStart};
 
 /// A request's turn in its connection's order ([`super::sequencer`]).
 pub(crate) type TurnGuard = crate::api::sequencer::TurnGuard<Request>;
@@ -36,7 +42,7 @@ const DEFERRED_RUNNERS: usize = 2;
 /// - a request declaring a body beyond `max_body_bytes` + [`DRAINABLE_EXCESS_BYTES`] is
 ///   answered `refusal(request)` and abandoned ([`abandon`]) instead of run;
 /// - a request whose body tiny_http has not read yet runs on a thread of its own, so a slow
-///   upload holds no worker ([`super::body_threads`]);
+///   upload holds no worker ([`super::body_threads`], [`super::thread_quota`]);
 /// - a connection watch nudges tiny_http's pool and bounds request heads
 ///   ([`super::pool_nudge`], [`super::head_guard`]), asking the sequencer which connections
 ///   are being answered.
@@ -50,16 +56,23 @@ pub(crate) fn serve_in_order(
     run: impl Fn(Request, TurnGuard) + Clone + Send + 'static,
 ) {
     let port = local_addr.port();
-    let body_threads = super::body_threads::BodyThreads::new(name);
+    let body_threads = ThreadQuota::new(format!("{name}-body"), MAX_BODY_THREADS, None);
     let run = move |request: Request, turn: TurnGuard| {
         if declares_undrainable_body(&request, max_body_bytes) {
             let response = refusal(&request);
             abandon(request, &response, port);
             drop(turn);
-        } else if super::body_threads::body_may_wait(&request) {
-            let run = run.clone();
-            if let Err(job) = body_threads.try_spawn(move || run(request, turn)) {
-                job();
+        } else if body_may_wait(&request) {
+            let on_thread = run.clone();
+            let spawned = body_threads.try_spawn((request, turn), move |(request, turn)| {
+                on_thread(request, turn)
+            });
+            if let Err(refused) = spawned {
+                if let Refused::CannotStart { error, .. } = &refused {
+                    eprintln!("raftkv: cannot start a thread for a request body: {error}");
+                }
+                let (request, turn) = refused.into_payload();
+                run(request, turn);
             }
         } else {
             run(request, turn);
@@ -127,10 +140,6 @@ fn end_connection(port: u16, client: std::net::SocketAddr, waiting: usize) {
         crate::api::head_guard::take_step(key, crate::api::head_guard::Step::Abort, port, true);
     }
 }
-use crate::api::{auth, cluster};
-use crate::node::watch::WatchSink;
-use crate::node::{ids::format_id, now_unix_nanos, Completion, Node};
-use crate::store::{ErrorCode, Event, V2Error, WatchStart};
 
 /// A running client listener.
 pub struct ClientServer {

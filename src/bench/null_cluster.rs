@@ -260,17 +260,8 @@ fn replicate(
 ) {
     let mut number = 0u64;
     while let Ok(first) = proposals.recv() {
-        let mut requests = vec![first.0];
-        let mut bodies = vec![first.1];
-        while requests.len() < MAX_BATCH_REQUESTS {
-            match proposals.try_recv() {
-                Ok((request, body)) => {
-                    requests.push(request);
-                    bodies.push(body);
-                }
-                Err(_) => break,
-            }
-        }
+        let queued = proposals.try_iter().take(MAX_BATCH_REQUESTS - 1);
+        let (requests, bodies): (Vec<_>, Vec<_>) = std::iter::once(first).chain(queued).unzip();
         number += 1;
         let bytes = frame(number, &bodies);
         for link in links.iter_mut() {

@@ -95,12 +95,7 @@ pub fn start_null_watch_durable(
         .spawn(move || {
             while let Ok(first) = proposals.recv() {
                 let mut batch = vec![first];
-                while batch.len() < MAX_BATCH_PUTS {
-                    match proposals.try_recv() {
-                        Ok(proposal) => batch.push(proposal),
-                        Err(_) => break,
-                    }
-                }
+                batch.extend(proposals.try_iter().take(MAX_BATCH_PUTS - 1));
                 let mut log = Vec::new();
                 for (_, key, _) in &batch {
                     log.extend_from_slice(key.as_bytes());

@@ -69,6 +69,14 @@ impl fmt::Display for ProcessError {
 
 impl std::error::Error for ProcessError {}
 
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_ports_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+}
+
 /// The lowest port [`free_port`] picks.
 const PICKED_PORTS_START: u16 = 20_000;
 
@@ -82,10 +90,7 @@ const PICKED_PORTS_START: u16 = 20_000;
 /// it; port 0 is the fallback when the range starts too low to leave room.
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
+    let ephemeral_start = ephemeral_ports_start();
     if ephemeral_start > PICKED_PORTS_START + 1_000 {
         let span = u64::from(ephemeral_start - PICKED_PORTS_START);
         for _ in 0..64 {
@@ -440,11 +445,7 @@ mod tests {
 
     #[test]
     fn free_ports_come_from_below_the_ephemeral_range_and_can_be_bound() {
-        let ephemeral_start: u16 =
-            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-                .ok()
-                .and_then(|range| range.split_whitespace().next()?.parse().ok())
-                .unwrap_or(32_768);
+        let ephemeral_start = ephemeral_ports_start();
         let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
         for &port in &ports {
             TcpListener::bind(("127.0.0.1", port)).expect("a free port binds");

@@ -31,10 +31,7 @@ pub fn etcd_available() -> bool {
     Path::new(ETCD_PATH).exists()
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (see `raftkv::bench::process::free_port`).
-pub fn free_port() -> u16 {
-    raftkv::bench::process::free_port()
-}
+pub use raftkv::bench::process::free_port;
 
 static DATA_DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
 

@@ -108,7 +108,6 @@ pub fn read_head(reader: &mut impl BufRead) -> (u16, String) {
     (status, head)
 }
 
-/// Reads one chunk of a chunked body; None at the terminating chunk.
 /// The number in header `name` of a response head.
 pub fn header_number(head: &str, name: &str) -> u64 {
     head.lines()
@@ -117,6 +116,7 @@ pub fn header_number(head: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number in {name}: {head}"))
 }
 
+/// Reads one chunk of a chunked body; None at the terminating chunk.
 pub fn read_chunk(reader: &mut impl BufRead) -> Option<String> {
     let mut size_line = String::new();
     reader
@@ -132,20 +132,25 @@ pub fn read_chunk(reader: &mut impl BufRead) -> Option<String> {
     Some(String::from_utf8(data).expect("utf-8 chunk"))
 }
 
+/// Sends `raw` on a new connection and reads one response.
 pub fn request(addr: SocketAddr, raw: &str) -> Reply {
     let mut stream = connect(addr);
     stream.write_all(raw.as_bytes()).unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, head) = read_head(&mut reader);
-    let is_head = raw.starts_with("HEAD ");
-    let body = if is_head {
+    read_reply(&mut BufReader::new(stream), raw.starts_with("HEAD "))
+}
+
+/// Reads one response (its body framed by chunks or by `Content-Length`; none when it answers
+/// a HEAD, `to_head`).
+pub fn read_reply(reader: &mut impl BufRead, to_head: bool) -> Reply {
+    let (status, head) = read_head(reader);
+    let body = if to_head {
         String::new()
     } else if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
         let mut body = String::new();
-        while let Some(chunk) = read_chunk(&mut reader) {
+        while let Some(chunk) = read_chunk(reader) {
             body.push_str(&chunk);
         }
         body
